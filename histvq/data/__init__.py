@@ -1,0 +1,1 @@
+"""Data: on-disk layout, raw sources, synthetic data, DataModules."""
