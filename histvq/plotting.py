@@ -1,0 +1,182 @@
+"""Figures for evaluation: segmentation bars and segment-length histograms (PNG files).
+
+Figures are built on :class:`matplotlib.figure.Figure` with the Agg canvas, never through
+``pyplot``: nothing is registered in pyplot's global figure list, so plotting inside
+training loops or DDP workers leaks no memory and needs no display. Colours depend only on
+the label id (:func:`label_color`), so every plot of a run, and of different runs, agrees.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+import numpy as np
+from matplotlib import colormaps
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.patches import Patch
+
+from histvq.errors import HistvqError
+from histvq.metrics.functional import segment_bounds
+
+RGBA = tuple[float, float, float, float]
+
+# 38 distinct colours: tab20 (strong then light shades) without its greys, which are kept
+# for unmatched clusters, then tab20b.
+_PALETTE: tuple[RGBA, ...] = tuple(
+    tuple(float(v) for v in (*colour, 1.0))
+    for colour in (
+        colormaps["tab20"].colors[0::2]
+        + colormaps["tab20"].colors[1::2]
+        + colormaps["tab20b"].colors[0::2]
+        + colormaps["tab20b"].colors[1::2]
+    )
+    if len(set(colour)) > 1
+)
+_GOLDEN = 0.6180339887498949
+
+
+class PlotInputError(HistvqError):
+    """Data handed to a plotting function is malformed."""
+
+
+def label_color(label: int) -> RGBA:
+    """The colour of a label id; negative ids (unmatched clusters) get shades of grey.
+
+    Label ``l >= 0`` takes palette entry ``l mod 38`` (tab20 without greys, then tab20b). Unmatched cluster ``c`` (mapped id
+    ``-1 - c``) takes a grey whose level is spread by the golden ratio, so clusters with
+    nearby ids still look different.
+    """
+    label = int(label)
+    if label >= 0:
+        return _PALETTE[label % len(_PALETTE)]
+    level = 0.3 + 0.55 * (((-1 - label) * _GOLDEN) % 1.0)
+    return (level, level, level, 1.0)
+
+
+def label_colors(labels: Iterable[int]) -> dict[int, RGBA]:
+    """``{label id: colour}`` for the given ids (see :func:`label_color`)."""
+    return {int(label): label_color(label) for label in labels}
+
+
+def _display_name(label: int, label_names: Mapping[int, str]) -> str:
+    if label < 0:
+        return f"unmatched cluster {-1 - label}"
+    return label_names.get(label, str(label))
+
+
+def _labels_array(name: str, values: np.ndarray) -> np.ndarray:
+    array = np.asarray(values)
+    if array.ndim != 1 or array.size == 0 or array.dtype.kind not in "iu":
+        raise PlotInputError(
+            f"{name} must be a non-empty 1-D integer array, got shape {array.shape} "
+            f"and dtype {array.dtype}"
+        )
+    return array
+
+
+def _save(figure: Figure, path: str | Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    FigureCanvasAgg(figure)
+    figure.savefig(path, format="png")
+    return path
+
+
+def plot_segmentation(
+    target: np.ndarray,
+    prediction_mapped: np.ndarray,
+    label_names: Mapping[int, str],
+    path: str | Path,
+    title: str | None = None,
+) -> Path:
+    """Ground truth bar above prediction bar, coloured by label, saved as PNG at ``path``.
+
+    ``prediction_mapped`` holds label ids after matching (negative for unmatched clusters,
+    drawn in grey and listed as "unmatched cluster c"). Returns the path written.
+    """
+    target = _labels_array("target", target)
+    prediction = _labels_array("prediction_mapped", prediction_mapped)
+    if target.size != prediction.size:
+        raise PlotInputError(
+            f"target has {target.size} frames but prediction_mapped has {prediction.size}"
+        )
+    figure = Figure(figsize=(10, 2.6), dpi=100)
+    axes = figure.add_subplot()
+    for row, values in ((1, target), (0, prediction)):
+        seg_labels, starts, ends = segment_bounds(values)
+        for label in np.unique(seg_labels):
+            chosen = seg_labels == label
+            spans = list(
+                zip(starts[chosen].tolist(), (ends - starts)[chosen].tolist(), strict=True)
+            )
+            axes.broken_barh(spans, (row - 0.4, 0.8), facecolors=label_color(label))
+    axes.set_xlim(0, target.size)
+    axes.set_ylim(-0.5, 1.5)
+    axes.set_yticks([1, 0], ["ground truth", "prediction"])
+    axes.set_xlabel("frame")
+    for side in ("top", "right", "left"):
+        axes.spines[side].set_visible(False)
+    present = np.union1d(np.unique(target), np.unique(prediction))
+    ordered = [int(v) for v in present if v >= 0] + [int(v) for v in present[::-1] if v < 0]
+    handles = [
+        Patch(facecolor=label_color(v), label=_display_name(v, label_names)) for v in ordered
+    ]
+    axes.legend(
+        handles=handles,
+        loc="upper left",
+        bbox_to_anchor=(1.01, 1.0),
+        fontsize="small",
+        frameon=False,
+        ncols=1 + len(handles) // 12,
+    )
+    if title:
+        axes.set_title(title)
+    figure.tight_layout()
+    return _save(figure, path)
+
+
+def plot_length_histograms(
+    target_lengths: np.ndarray,
+    predicted_lengths: np.ndarray,
+    path: str | Path,
+    bin_width: int,
+    title: str | None = None,
+) -> Path:
+    """Histogram of segment lengths over a dataset, ground truth vs prediction, as PNG.
+
+    Bins are those of the JSD metric (``length // bin_width``, aligned at 0); heights are
+    the share of each side's segments, since JSD compares the two distributions. Returns
+    the path written.
+    """
+    if isinstance(bin_width, bool) or not isinstance(bin_width, int) or bin_width < 1:
+        raise PlotInputError(f"bin_width must be a positive integer, got {bin_width!r}")
+    sides = []
+    for name, values in (
+        ("target_lengths", target_lengths),
+        ("predicted_lengths", predicted_lengths),
+    ):
+        lengths = _labels_array(name, values)
+        if lengths.min() < 1:
+            raise PlotInputError(f"{name} must hold segment lengths >= 1")
+        sides.append(lengths)
+    num_bins = int(max(lengths.max() for lengths in sides)) // bin_width + 1
+    edges = np.arange(num_bins + 1) * bin_width
+    figure = Figure(figsize=(8, 3.6), dpi=100)
+    axes = figure.add_subplot()
+    styles = (
+        ("ground truth", {"fill": True, "alpha": 0.45, "color": "tab:blue"}),
+        ("prediction", {"fill": False, "linewidth": 1.6, "color": "tab:red"}),
+    )
+    for lengths, (name, style) in zip(sides, styles, strict=True):
+        share = np.bincount(lengths // bin_width, minlength=num_bins) / lengths.size
+        axes.stairs(share, edges, label=f"{name} ({lengths.size} segments)", **style)
+    axes.set_xlim(0, edges[-1])
+    axes.set_xlabel(f"segment length (frames, {bin_width}-frame bins)")
+    axes.set_ylabel("share of segments")
+    axes.legend(frameon=False)
+    if title:
+        axes.set_title(title)
+    figure.tight_layout()
+    return _save(figure, path)
