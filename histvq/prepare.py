@@ -1,0 +1,248 @@
+"""Prepare a raw dataset (HuGaDB, LARa, BABEL subsets) into the SMQ-compatible layout.
+
+Command line::
+
+    python -m histvq.prepare hugadb --input RAW_DIR --output ROOT [--exclude-corrupted]
+    python -m histvq.prepare lara   --input RAW_DIR --output ROOT [--sample-rate 4] [--root-joint 21]
+    python -m histvq.prepare babel  --subset 1 --input train_split1.pkl val_split1.pkl --output ROOT
+
+writes ``ROOT/<name>/{features,groundTruth,mapping}`` (name: ``hugadb``, ``lara``,
+``babel<N>``, or ``--name``), shows a progress bar over the input files and ends with one
+summary line (sequences, frames, labels, skipped files and why). From Python,
+:func:`prepare_dataset` does the same and returns a :class:`PrepareSummary` (it prints
+nothing; ``summary.line()`` is the CLI's summary line).
+
+Writing goes through :class:`~histvq.data.layout.LayoutWriter`: a failed run (bad raw
+file, interrupt) leaves an existing prepared dataset untouched, and preparing the same
+inputs twice gives byte-identical files. Bad raw input raises
+:class:`~histvq.errors.RawFormatError` naming the file and the problem; the CLI prints it as
+one line and exits with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+from histvq.data.layout import LayoutWriter
+from histvq.data.sources import KINDS, RawSequence, Skipped, get_source
+from histvq.errors import ConfigError, RawFormatError, run_reporting_errors
+
+_MAX_LISTED = 3
+
+
+@dataclass
+class PrepareSummary:
+    """What a preparation wrote: ``labels`` counts the label names that occur in the data."""
+
+    name: str
+    path: Path
+    sequences: int
+    frames: int
+    labels: int
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    mapping_size: int = 0
+
+    def line(self) -> str:
+        """One line for humans: counts, destination and the skipped items grouped by reason."""
+        text = (
+            f"prepared {self.name}: {_count(self.sequences, 'sequence')}, "
+            f"{_count(self.frames, 'frame')}, {_count(self.labels, 'label')} "
+            f"(of {self.mapping_size} in mapping) -> {self.path}"
+        )
+        if self.skipped:
+            text += f"; skipped {len(self.skipped):,}: " + describe_skipped(self.skipped)
+        return text
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number:,} {noun}{'' if number == 1 else 's'}"
+
+
+def describe_skipped(skipped: Sequence[tuple[str, str]]) -> str:
+    """``"2 not a recording (a.txt, b.m); 1 duplicate (c)"``: grouped by reason, in order."""
+    groups: dict[str, list[str]] = {}
+    for item, reason in skipped:
+        groups.setdefault(reason, []).append(item)
+    parts = []
+    for reason, items in groups.items():
+        listed = ", ".join(items[:_MAX_LISTED])
+        if len(items) > _MAX_LISTED:
+            listed += f", ... {len(items) - _MAX_LISTED} more"
+        parts.append(f"{len(items):,} {reason} ({listed})")
+    return "; ".join(parts)
+
+
+def prepare_dataset(
+    kind: str,
+    inputs: Sequence[str | os.PathLike[str]] | str | os.PathLike[str],
+    output_root: str | os.PathLike[str],
+    name: str | None = None,
+    *,
+    progress: bool | None = None,
+    **options: Any,
+) -> PrepareSummary:
+    """Prepare raw ``inputs`` of dataset ``kind`` as ``output_root/<name>``.
+
+    ``kind``: ``hugadb``, ``lara`` or ``babel``. ``inputs``: folders and/or files (BABEL: the
+    pickles). ``name`` defaults to the kind's name (``babel<subset>`` for BABEL).
+    ``options`` are the kind's options: hugadb ``exclude_corrupted``; lara ``sample_rate``,
+    ``root_joint``; babel ``subset`` (required), ``none_threshold``. ``progress``: show a
+    progress bar (None: only on a terminal).
+
+    Raises :class:`~histvq.errors.RawFormatError` for bad raw files and
+    :class:`~histvq.errors.ConfigError` for bad options or missing inputs; in both cases an
+    existing ``output_root/<name>`` is left exactly as it was.
+    """
+    source = get_source(kind)
+    opts = source.make_options(**options)
+    paths = _as_paths(inputs)
+    if not paths:
+        raise ConfigError(f"prepare {kind}: no inputs given")
+    name = name or source.default_name(opts)
+    mapping = source.mapping(opts)
+
+    discovery = source.discover(paths, opts)
+    skipped: list[Skipped] = list(discovery.skipped)
+    if not discovery.files:
+        where = ", ".join(str(p) for p in paths)
+        detail = f" (skipped {len(skipped)}: {describe_skipped(skipped)})" if skipped else ""
+        raise ConfigError(f"prepare {kind}: no input files to read in {where}{detail}")
+
+    seen: dict[str, tuple[str, str]] = {}
+    present: set[str] = set()
+    bar = tqdm(
+        discovery.files,
+        desc=f"prepare {name}",
+        unit="file",
+        file=sys.stderr,
+        disable=None if progress is None else not progress,
+        leave=False,
+        dynamic_ncols=True,
+    )
+    with LayoutWriter(output_root, name, mapping) as writer:
+        for path in bar:
+            for item in source.read(path, opts):
+                if isinstance(item, Skipped):
+                    skipped.append(item)
+                    continue
+                digest = _digest(item)
+                if item.name in seen:
+                    first_digest, first_origin = seen[item.name]
+                    if digest != first_digest:
+                        raise RawFormatError(
+                            f"{path}: sequence {item.name!r} also comes from {first_origin} "
+                            f"with different content; rename or remove one of them"
+                        )
+                    skipped.append(
+                        Skipped(item.name, f"duplicate of an identical sequence in {first_origin}")
+                    )
+                    continue
+                seen[item.name] = (digest, str(path))
+                writer.add(item.name, item.features, item.labels)
+                present.update(item.labels)
+        bar.close()
+        if not writer.names:
+            raise RawFormatError(
+                f"prepare {kind}: no sequences left to write; skipped {len(skipped)}: "
+                f"{describe_skipped(skipped)}; nothing was changed"
+            )
+    return PrepareSummary(
+        name=name,
+        path=writer.destination,
+        sequences=len(writer.names),
+        frames=writer.num_frames,
+        labels=len(present),
+        skipped=[(s.item, s.reason) for s in skipped],
+        mapping_size=len(mapping),
+    )
+
+
+def _as_paths(inputs: Sequence[str | os.PathLike[str]] | str | os.PathLike[str]) -> list[Path]:
+    if isinstance(inputs, str | os.PathLike):
+        return [Path(inputs).expanduser()]
+    return [Path(p).expanduser() for p in inputs]
+
+
+def _digest(sequence: RawSequence) -> str:
+    """Content hash used to tell identical duplicates from conflicting ones."""
+    h = hashlib.sha256()
+    h.update(repr((sequence.features.shape, str(sequence.features.dtype))).encode())
+    h.update(sequence.features.tobytes())
+    h.update("\n".join(sequence.labels).encode())
+    return h.hexdigest()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m histvq.prepare",
+        description="Prepare a raw dataset into ROOT/<name>/{features,groundTruth,mapping}.",
+    )
+    kinds = parser.add_subparsers(dest="kind", required=True, metavar="{" + ",".join(KINDS) + "}")
+    for kind in KINDS:
+        sub = kinds.add_parser(kind, help=get_source(kind).description)
+        sub.add_argument(
+            "--input", "-i", nargs="+", required=True, type=Path, metavar="PATH",
+            help="raw input folder(s) or file(s)" + (" (the pickles)" if kind == "babel" else ""),
+        )  # fmt: skip
+        sub.add_argument(
+            "--output", "-o", type=Path, default=Path("data"), metavar="ROOT",
+            help="root folder of prepared datasets (default: data)",
+        )  # fmt: skip
+        sub.add_argument("--name", help="output dataset name (default: the kind's name)")
+        sub.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+        if kind == "hugadb":
+            sub.add_argument(
+                "--exclude-corrupted", action="store_true",
+                help="skip the recordings the HuGaDB README lists with corrupted gyro data",
+            )  # fmt: skip
+        elif kind == "lara":
+            sub.add_argument(
+                "--sample-rate", type=int, default=4,
+                help="keep every Nth frame, starting at the first (default 4: 200 -> 50 fps)",
+            )  # fmt: skip
+            sub.add_argument(
+                "--root-joint", type=int, default=21,
+                help="joint whose position is subtracted per frame (default 21, Root)",
+            )  # fmt: skip
+        elif kind == "babel":
+            sub.add_argument("--subset", type=int, required=True, choices=(1, 2, 3))
+            sub.add_argument(
+                "--none-threshold", type=float, default=50.0, metavar="PERCENT",
+                help="drop sequences whose share of 'none' frames exceeds this (default 50)",
+            )  # fmt: skip
+    return parser
+
+
+_OPTION_ARGS = {
+    "hugadb": ("exclude_corrupted",),
+    "lara": ("sample_rate", "root_joint"),
+    "babel": ("subset", "none_threshold"),
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    options = {key: getattr(args, key) for key in _OPTION_ARGS[args.kind]}
+    summary = prepare_dataset(
+        args.kind,
+        args.input,
+        args.output,
+        name=args.name,
+        progress=False if args.no_progress else None,
+        **options,
+    )
+    print(summary.line(), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(run_reporting_errors(main))
