@@ -1,0 +1,286 @@
+"""Model components: masking, patching, quantizer maths, losses, gradients."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from histvq.errors import ConfigError
+from histvq.models.decoders import JointTCNDecoder, TimestampMLP
+from histvq.models.encoders import JointTCNEncoder
+from histvq.models.joints import (
+    fold_joints,
+    joint_batch_to_tokens,
+    tokens_to_joint_batch,
+    unfold_to_skeleton,
+)
+from histvq.models.losses import inter_joint_distance_mse, timestamp_mse
+from histvq.models.patching import expand_patch_codes, patch_timestamps, patchify, unpatchify
+from histvq.models.quantizers import (
+    EMACodebook,
+    HierarchicalQuantizer,
+    codebook_sizes,
+    direct_patch_distances,
+    patch_distances,
+)
+
+
+def test_joint_folding_round_trips() -> None:
+    x = torch.randn(2, 3, 7, 5, 2)
+    folded = fold_joints(x)
+    assert folded.shape == (2 * 2 * 5, 3, 7)
+    assert torch.equal(unfold_to_skeleton(folded, 5, 2), x)
+    # joint (v=3, m=1) of sample 1 is row n*M*V + m*V + v
+    assert torch.equal(folded[1 * 10 + 1 * 5 + 3], x[1, :, :, 3, 1])
+    tokens = joint_batch_to_tokens(torch.randn(20, 4, 7), 5, 2)
+    assert tokens.shape == (2, 7, 40)
+    assert torch.equal(joint_batch_to_tokens(tokens_to_joint_batch(tokens, 5, 2), 5, 2), tokens)
+
+
+def test_encoder_padding_never_changes_valid_outputs() -> None:
+    torch.manual_seed(0)
+    encoder = JointTCNEncoder(in_channels=3, latent_dim=8, hidden_channels=16).eval()
+    seq = torch.randn(1, 3, 23, 4, 1)
+    alone = encoder(seq, torch.ones(1, 23, dtype=torch.bool))
+    batch = torch.randn(2, 3, 40, 4, 1) * 100  # garbage in the padding
+    batch[0, :, :23] = seq[0]
+    mask = torch.zeros(2, 40, dtype=torch.bool)
+    mask[0, :23] = True
+    mask[1] = True
+    padded = encoder(batch, mask)
+    assert padded.shape == (2, 40, 4 * 8)
+    torch.testing.assert_close(padded[0, :23], alone[0], rtol=1e-5, atol=1e-5)
+    assert torch.all(padded[0, 23:] == 0)
+
+
+def test_patchify_round_trip_and_masks() -> None:
+    tokens = torch.randn(2, 10, 3)
+    mask = torch.tensor([[True] * 10, [True] * 4 + [False] * 6])
+    patches = patchify(tokens, mask, patch_size=4)
+    assert patches.values.shape == (2, 3, 4, 3)
+    assert patches.valid.tolist() == [[True, True, True], [True, False, False]]
+    assert patches.frame_mask[0, 2].tolist() == [True, True, False, False]
+    restored = unpatchify(patches.values, 10)
+    assert torch.equal(restored[0], tokens[0])
+    assert torch.equal(restored[1, :4], tokens[1, :4])
+    assert torch.all(restored[1, 4:] == 0)  # padded frames are zeroed
+    codes = torch.tensor([[5, 6, 7]])
+    assert expand_patch_codes(codes, 4, 10).tolist() == [[5] * 4 + [6] * 4 + [7] * 2]
+
+
+def test_patch_timestamps_are_positions_among_valid_patches() -> None:
+    valid = torch.tensor(
+        [
+            [True, True, True, True, True],
+            [True, True, True, False, False],
+            [True, False, False, False, False],
+        ]
+    )
+    expected = torch.tensor([[0, 0.25, 0.5, 0.75, 1.0], [0, 0.5, 1.0, 0, 0], [0, 0, 0, 0, 0]])
+    torch.testing.assert_close(patch_timestamps(valid), expected)
+
+
+@pytest.mark.parametrize("distance", ["frame_l2_sum", "l2"])
+def test_matmul_distances_equal_direct_formula(distance: str) -> None:
+    torch.manual_seed(1)
+    x = torch.randn(50, 6, 8, dtype=torch.float64)
+    codes = torch.randn(7, 6, 8, dtype=torch.float64)
+    fast = patch_distances(x, codes, distance)  # type: ignore[arg-type]
+    slow = direct_patch_distances(x, codes, distance)  # type: ignore[arg-type]
+    torch.testing.assert_close(fast, slow)
+    assert torch.equal(fast.argmin(1), slow.argmin(1))
+    # float32 assignments agree with the float64 reference
+    fast32 = patch_distances(x.float(), codes.float(), distance)  # type: ignore[arg-type]
+    assert torch.equal(fast32.argmin(1), slow.argmin(1))
+
+
+def test_distance_definitions_on_a_hand_checked_case() -> None:
+    x = torch.tensor([[[3.0, 4.0], [0.0, 0.0]]])  # one patch, P=2 frames, E=2
+    code = torch.zeros(1, 2, 2)
+    assert patch_distances(x, code, "frame_l2_sum").item() == pytest.approx(5.0)
+    x2 = torch.tensor([[[3.0, 4.0], [6.0, 8.0]]])
+    assert patch_distances(x2, code, "frame_l2_sum").item() == pytest.approx(15.0)
+    assert patch_distances(x2, code, "l2").item() == pytest.approx(math.sqrt(125.0))
+
+
+@pytest.mark.parametrize(
+    ("levels", "alpha", "expected"),
+    [
+        (1, 1, [6]),
+        (1, 2, [6]),
+        (1, 3, [6]),
+        (2, 1, [6, 6]),
+        (2, 2, [12, 6]),
+        (2, 3, [18, 6]),
+        (3, 1, [6, 6, 6]),
+        (3, 2, [24, 12, 6]),
+        (3, 3, [54, 18, 6]),
+    ],
+)
+def test_codebook_sizes(levels: int, alpha: int, expected: list[int]) -> None:
+    assert codebook_sizes(6, levels, alpha) == expected
+    q = HierarchicalQuantizer(num_classes=6, patch_size=2, dim=3, levels=levels, alpha=alpha)
+    assert [book.codes.shape[0] for book in q.codebooks] == expected
+
+
+def test_bad_quantizer_settings_are_config_errors() -> None:
+    with pytest.raises(ConfigError, match="levels"):
+        codebook_sizes(4, 0, 2)
+    with pytest.raises(ConfigError, match="distance"):
+        HierarchicalQuantizer(num_classes=2, patch_size=2, dim=2, distance="cosine")  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="decay"):
+        EMACodebook(2, 2, 2, decay=1.5)
+
+
+def test_ema_update_matches_hand_computed_values() -> None:
+    book = EMACodebook(num_codes=2, patch_size=1, dim=1, decay=0.5, dead_threshold=0, eps=0.0)
+    book.set_codes(torch.tensor([[[0.0]], [[10.0]]]), torch.tensor([1.0, 1.0]))
+    # batch: code 0 receives patches 1 and 3, code 1 receives patch 9
+    counts = torch.tensor([2.0, 1.0])
+    sums = torch.tensor([[[4.0]], [[9.0]]])
+    book.ema_update(counts, sums)
+    # counts = 0.5*1 + 0.5*n -> [1.5, 1.0]; sums = 0.5*c*1 + 0.5*s -> [2.0, 9.5]
+    torch.testing.assert_close(book.counts, torch.tensor([1.5, 1.0]))
+    torch.testing.assert_close(book.sums.flatten(), torch.tensor([2.0, 9.5]))
+    torch.testing.assert_close(book.codes.flatten(), torch.tensor([2.0 / 1.5, 9.5]))
+
+
+def test_laplace_smoothing_of_counts() -> None:
+    book = EMACodebook(num_codes=2, patch_size=1, dim=1, decay=0.0, dead_threshold=0, eps=0.5)
+    book.ema_update(torch.tensor([3.0, 0.0]), torch.tensor([[[6.0]], [[0.0]]]))
+    # smoothed = (n + eps) / (sum + K eps) * sum = [3.5/4*3, 0.5/4*3]
+    torch.testing.assert_close(book.codes.flatten(), torch.tensor([6.0 / (3.5 / 4 * 3), 0.0]))
+
+
+def test_quantizer_step_updates_codebook_like_the_formula() -> None:
+    torch.manual_seed(0)
+    q = HierarchicalQuantizer(
+        num_classes=2, patch_size=2, dim=1, levels=1, decay=0.5, dead_code_thresholds=[0.0], eps=0.0
+    )
+    q.codebooks[0].set_codes(torch.tensor([[[0.0], [0.0]], [[10.0], [10.0]]]), torch.ones(2))
+    values = torch.tensor([[[[1.0], [1.0]], [[9.0], [11.0]], [[2.0], [0.0]]]])  # (1, 3, 2, 1)
+    valid = torch.ones(1, 3, dtype=torch.bool)
+    out = q.train()(values, torch.ones(1, 3, 2, dtype=torch.bool), valid)
+    assert out.indices[0].tolist() == [[0, 1, 0]]
+    book = q.codebooks[0]
+    torch.testing.assert_close(book.counts, torch.tensor([1.5, 1.0]))
+    # code 0: (0.5*0*1 + 0.5*(1+2, 1+0)) / 1.5 ; code 1: (0.5*10 + 0.5*(9, 11)) / 1.0
+    torch.testing.assert_close(book.codes[0].flatten(), torch.tensor([1.5 / 1.5, 0.5 / 1.5]))
+    torch.testing.assert_close(book.codes[1].flatten(), torch.tensor([9.5, 10.5]))
+    # eval mode never updates
+    before = book.codes.clone()
+    q.eval()(values, torch.ones(1, 3, 2, dtype=torch.bool), valid)
+    assert torch.equal(book.codes, before)
+
+
+def test_second_level_quantizes_the_first_level_code() -> None:
+    q = HierarchicalQuantizer(
+        num_classes=1, patch_size=1, dim=1, levels=2, alpha=2, dead_code_thresholds=[0.0, 0.0]
+    ).eval()
+    q.codebooks[0].set_codes(torch.tensor([[[0.0]], [[10.0]]]), torch.ones(2))
+    q.codebooks[1].set_codes(torch.tensor([[[4.0]]]), torch.ones(1))
+    values = torch.tensor([[[[9.0]], [[1.0]]]])
+    out = q(values, torch.ones(1, 2, 1, dtype=torch.bool), torch.ones(1, 2, dtype=torch.bool))
+    assert out.indices[0].tolist() == [[1, 0]]
+    assert out.indices[1].tolist() == [[0, 0]]
+    # commitment: level 1 ||x - z||^2 mean = ((9-10)^2 + (1-0)^2)/2; level 2 ||z - a||^2
+    assert out.commitment[0].item() == pytest.approx(1.0)
+    assert out.commitment[1].item() == pytest.approx(((10 - 4) ** 2 + (0 - 4) ** 2) / 2)
+    assert out.quantized[1].flatten().tolist() == [4.0, 4.0]
+
+
+def test_dead_codes_are_reseeded_only_under_the_threshold() -> None:
+    def run(threshold: float) -> EMACodebook:
+        q = HierarchicalQuantizer(
+            num_classes=2,
+            patch_size=1,
+            dim=1,
+            levels=1,
+            decay=0.5,
+            dead_code_thresholds=[threshold],
+        )
+        q.codebooks[0].set_codes(torch.tensor([[[0.0]], [[100.0]]]), torch.tensor([4.0, 4.0]))
+        values = torch.tensor([[[[1.0]], [[2.0]], [[3.0]], [[-1.0]]]])
+        q.train()(values, torch.ones(1, 4, 1, dtype=torch.bool), torch.ones(1, 4, dtype=torch.bool))
+        return q.codebooks[0]
+
+    # code 1 receives nothing: its count decays to 0.5*4 = 2
+    kept = run(threshold=1.5)
+    assert kept.counts[1].item() == pytest.approx(2.0)
+    assert kept.codes[1].item() == pytest.approx(100.0 * 2.0 / 2.0, rel=1e-4)
+    reseeded = run(threshold=3.0)
+    assert reseeded.counts[1].item() == pytest.approx(3.0)
+    # After the EMA step the codebook is [0.625, 100]; the candidates 1, 2, 3, -1 lie at
+    # 0.375, 1.375, 2.375, 1.625 from it, median 1.5, so the closest half is {1, 2}. Three
+    # samples are needed, so the pool is cycled: the new code is (2a + b) / 3.
+    assert reseeded.codes[1].item() in (pytest.approx(4 / 3), pytest.approx(5 / 3))
+    assert reseeded.sums[1].item() == pytest.approx(3 * reseeded.codes[1].item())
+
+
+def test_reseed_draws_depend_only_on_seed_and_step() -> None:
+    def codes(seed: int) -> torch.Tensor:
+        torch.manual_seed(123)
+        q = HierarchicalQuantizer(num_classes=4, patch_size=2, dim=3, levels=2, seed=seed)
+        x = torch.randn(2, 5, 2, 3)
+        torch.manual_seed(999)  # the global RNG must not matter
+        q.train()(x, torch.ones(2, 5, 2, dtype=torch.bool), torch.ones(2, 5, dtype=torch.bool))
+        return torch.cat([b.codes.flatten() for b in q.codebooks])
+
+    assert torch.equal(codes(0), codes(0))
+    assert not torch.equal(codes(0), codes(1))
+
+
+def test_straight_through_gradients_reach_the_encoder() -> None:
+    torch.manual_seed(0)
+    encoder = JointTCNEncoder(in_channels=3, latent_dim=4, hidden_channels=8)
+    q = HierarchicalQuantizer(num_classes=2, patch_size=2, dim=4 * 5, levels=2)
+    decoder = JointTCNDecoder(out_channels=3, latent_dim=4, hidden_channels=8)
+    x = torch.randn(2, 3, 6, 5, 1)
+    mask = torch.ones(2, 6, dtype=torch.bool)
+    patches = patchify(encoder(x, mask), mask, 2)
+    out = q.train()(patches.values, patches.frame_mask, patches.valid)
+    top = unpatchify(out.quantized[-1], 6)
+    recon = decoder([top], mask, 5, 1)
+    inter_joint_distance_mse(x, recon, mask).backward()
+    grad = encoder.tcn.stages[0].conv_in.weight.grad
+    assert grad is not None and grad.abs().sum() > 0
+
+
+def test_inter_joint_distance_loss_hand_checked() -> None:
+    # one frame, two joints, C=2: target distance 5, reconstruction distance 3
+    target = torch.zeros(1, 2, 1, 2, 1)
+    target[0, :, 0, 1, 0] = torch.tensor([3.0, 4.0])
+    recon = torch.zeros(1, 2, 1, 2, 1)
+    recon[0, :, 0, 1, 0] = torch.tensor([0.0, 3.0])
+    mask = torch.ones(1, 1, dtype=torch.bool)
+    # V x V matrices [[0,5],[5,0]] vs [[0,3],[3,0]]: squared diffs 0,4,4,0 -> mean 2
+    assert inter_joint_distance_mse(target, recon, mask).item() == pytest.approx(2.0)
+
+
+def test_inter_joint_distance_loss_ignores_padding_and_has_finite_gradients() -> None:
+    target = torch.randn(1, 3, 4, 5, 1)
+    recon = target.clone().requires_grad_(True)
+    mask = torch.tensor([[True, True, False, False]])
+    padded_target = target.clone()
+    padded_target[:, :, 2:] = 1000.0  # padding content must not matter
+    loss = inter_joint_distance_mse(padded_target, recon, mask)
+    assert loss.item() == pytest.approx(0.0, abs=1e-6)
+    loss.backward()
+    assert torch.isfinite(recon.grad).all()
+
+
+def test_timestamp_loss_hand_checked() -> None:
+    pred = torch.tensor([[0.0, 0.5, 3.0]])
+    target = torch.tensor([[0.0, 1.0, 0.0]])
+    valid = torch.tensor([[True, True, False]])
+    assert timestamp_mse(pred, target, valid).item() == pytest.approx(0.125)
+
+
+def test_decoders_shapes() -> None:
+    decoder = JointTCNDecoder(out_channels=3, latent_dim=4, inputs=2, hidden_channels=8)
+    tokens = [torch.randn(2, 6, 4 * 5 * 1), torch.randn(2, 6, 4 * 5 * 1)]
+    assert decoder(tokens, torch.ones(2, 6, dtype=torch.bool), 5, 1).shape == (2, 3, 6, 5, 1)
+    mlp = TimestampMLP(in_features=2 * (2 * 3))  # two streams of P*E
+    assert mlp([torch.randn(2, 7, 2, 3), torch.randn(2, 7, 2, 3)]).shape == (2, 7)
