@@ -1,0 +1,27 @@
+"""Evaluate a trained checkpoint: rebuilds model and data from the run's saved config.
+
+python evaluate.py ckpt_path=outputs/runs/train/<run>/checkpoints/last.ckpt
+python evaluate.py ckpt_path=... dataset=hugadb   # evaluate on another prepared dataset
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+os.environ.setdefault("PROJECT_ROOT", str(Path(__file__).resolve().parent))
+
+import hydra
+from omegaconf import DictConfig
+
+from histvq.errors import run_reporting_errors
+from histvq.pipeline import evaluate_checkpoint
+
+
+@hydra.main(config_path="conf", config_name="evaluate", version_base="1.3")
+def main(cfg: DictConfig) -> None:
+    run_reporting_errors(lambda: evaluate_checkpoint(cfg))
+
+
+if __name__ == "__main__":
+    main()

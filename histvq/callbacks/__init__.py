@@ -1,0 +1,5 @@
+"""Lightning callbacks of histvq."""
+
+from histvq.callbacks.evaluation import SegmentationEvaluation
+
+__all__ = ["SegmentationEvaluation"]

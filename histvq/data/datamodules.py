@@ -1,0 +1,296 @@
+"""LightningDataModules over the prepared on-disk layout.
+
+:class:`LayoutDataModule` reads any prepared folder (``dataset=folder``); the dataset-specific
+modules only add how the folder comes to exist (generated, or prepared from raw files) and
+carry the paper's settings through their configs. Under the transductive protocol the same
+sequences are used for training and for prediction.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+from torch.utils.data import DataLoader
+
+from histvq.data.dataset import PadCollate, SequenceDataset
+from histvq.data.layout import LayoutDataset, dataset_dir, read_layout
+from histvq.data.sampler import LengthBucketBatchSampler, ShardedEvalBatchSampler
+from histvq.errors import ConfigError, LayoutError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    """What the model needs to know about the data to build itself."""
+
+    num_channels: int
+    num_joints: int
+    num_persons: int
+    num_classes: int
+    patch_size: int
+    label_names: dict[int, str]
+    fps: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "num_channels": self.num_channels,
+            "num_joints": self.num_joints,
+            "num_persons": self.num_persons,
+            "num_classes": self.num_classes,
+            "patch_size": self.patch_size,
+            "label_names": {int(k): v for k, v in self.label_names.items()},
+            "fps": self.fps,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> DataSpec:
+        values = dict(data)
+        values["label_names"] = {int(k): v for k, v in values["label_names"].items()}
+        return cls(**values)
+
+
+class LayoutDataModule(L.LightningDataModule):
+    """Sequences of ``<data_dir>/<name>`` in the SMQ-compatible layout.
+
+    Args:
+        data_dir: root holding prepared datasets (``paths.data_dir``).
+        name: the dataset's folder under ``data_dir``.
+        patch_size: frames per patch P; batches are padded to a multiple of it.
+        batch_size: training sequences per batch (per process under DDP).
+        eval_batch_size: sequences per prediction batch (default: ``batch_size``).
+        num_classes: K, the top codebook size; default the number of distinct labels present.
+        bucket_by_length: group similar lengths in training batches (less padding).
+        ignore_labels: label names left out of the metrics (e.g. a background class).
+        group_regex: regex whose first group, applied to sequence names, gives the activity
+            group used by the JSD metric (default: one group).
+        fps: frames per second, for plots and reports.
+        lambda_temp: the paper's temporal-loss weight for this dataset; model configs read it
+            as ``${dataset.lambda_temp}`` so ``model=smq`` or an explicit override still wins.
+        num_workers: DataLoader workers (data lives in memory, 0 is usually fastest).
+        seed: seeds the batch order.
+    """
+
+    def __init__(
+        self,
+        data_dir: str,
+        name: str,
+        patch_size: int,
+        batch_size: int = 8,
+        eval_batch_size: int | None = None,
+        num_classes: int | None = None,
+        bucket_by_length: bool = True,
+        ignore_labels: Sequence[str] = (),
+        group_regex: str | None = None,
+        fps: float | None = None,
+        lambda_temp: float = 0.2,
+        num_workers: int = 0,
+        seed: int = 0,
+    ):
+        super().__init__()
+        if patch_size < 1:
+            raise ConfigError(f"dataset.patch_size must be >= 1, got {patch_size}")
+        if batch_size < 1:
+            raise ConfigError(f"dataset.batch_size must be >= 1, got {batch_size}")
+        self.data_dir, self.name = data_dir, name
+        self.patch_size, self.batch_size = patch_size, batch_size
+        self.eval_batch_size = eval_batch_size or batch_size
+        self.num_classes_override = num_classes
+        self.bucket_by_length = bucket_by_length
+        self.ignore_label_names = list(ignore_labels)
+        self.group_regex, self.fps, self.lambda_temp = group_regex, fps, lambda_temp
+        self.num_workers, self.seed = num_workers, seed
+        self.layout: LayoutDataset | None = None
+        self.dataset: SequenceDataset | None = None
+        self.group_names: list[str] = []
+
+    # ---------------------------------------------------------------- preparation
+    @property
+    def path(self) -> Path:
+        return dataset_dir(self.data_dir, self.name)
+
+    def prepare_data(self) -> None:
+        """Make sure the prepared folder exists (subclasses create it when they can)."""
+        if not self.path.is_dir():
+            raise LayoutError(self.missing_message())
+
+    def missing_message(self) -> str:
+        return (
+            f"{self.path}: prepared dataset not found; prepare it with "
+            f"`python -m histvq.prepare <dataset> --input <raw files> --output {self.data_dir}` "
+            f"or point paths.data_dir / dataset.name at an existing folder"
+        )
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.layout is not None:
+            return
+        self.prepare_data_if_missing()
+        self.layout = read_layout(self.path)
+        negative = [k for k in self.layout.mapping if k < 0]
+        if negative:
+            raise LayoutError(f"{self.path}/mapping/mapping.txt: label ids must be >= 0, got {negative}")
+        groups = self._groups([s.name for s in self.layout.sequences])
+        self.dataset = SequenceDataset(self.layout.sequences, groups)
+        log.info(
+            "dataset %s: %d sequences, %d frames, (C, V, M) = %s, K = %d",
+            self.name, len(self.dataset), self.layout.num_frames, self.layout.shape,
+            self.spec.num_classes,
+        )
+
+    def prepare_data_if_missing(self) -> None:
+        """``setup`` may run without ``prepare_data`` (e.g. in evaluate.py); prepare then."""
+        if not self.path.is_dir():
+            self.prepare_data()
+
+    def _groups(self, names: list[str]) -> list[int]:
+        if not self.group_regex:
+            self.group_names = ["all"]
+            return [0] * len(names)
+        pattern = re.compile(self.group_regex)
+        keys = []
+        for name in names:
+            match = pattern.search(name)
+            if match is None:
+                raise ConfigError(
+                    f"dataset.group_regex {self.group_regex!r} does not match sequence {name!r}"
+                )
+            keys.append(match.group(1) if match.groups() else match.group(0))
+        self.group_names = sorted(set(keys))
+        return [self.group_names.index(k) for k in keys]
+
+    # ---------------------------------------------------------------- description
+    @property
+    def spec(self) -> DataSpec:
+        if self.layout is None:
+            raise RuntimeError("call setup() before reading the data spec")
+        c, v, m = self.layout.shape
+        present = self.layout.present_label_ids()
+        k = self.num_classes_override or len(present)
+        return DataSpec(
+            num_channels=c, num_joints=v, num_persons=m, num_classes=int(k),
+            patch_size=self.patch_size, label_names=dict(self.layout.mapping), fps=self.fps,
+        )
+
+    @property
+    def ignore_label_ids(self) -> list[int]:
+        if self.layout is None:
+            raise RuntimeError("call setup() first")
+        by_name = {name: i for i, name in self.layout.mapping.items()}
+        unknown = [n for n in self.ignore_label_names if n not in by_name]
+        if unknown:
+            raise ConfigError(f"dataset.ignore_labels: {unknown} are not labels of {self.name}")
+        return [by_name[n] for n in self.ignore_label_names]
+
+    # ---------------------------------------------------------------- loaders
+    def _replicas(self) -> tuple[int, int]:
+        trainer = getattr(self, "trainer", None)
+        if trainer is None:
+            return 1, 0
+        return trainer.world_size, trainer.global_rank
+
+    def train_dataloader(self) -> DataLoader:
+        assert self.dataset is not None, "setup() first"
+        replicas, rank = self._replicas()
+        sampler = LengthBucketBatchSampler(
+            self.dataset.lengths, self.batch_size, bucket=self.bucket_by_length,
+            seed=self.seed, num_replicas=replicas, rank=rank,
+        )
+        return self._loader(sampler)
+
+    def predict_dataloader(self) -> DataLoader:
+        return self.eval_dataloader()
+
+    def eval_dataloader(self, num_replicas: int | None = None, rank: int | None = None) -> DataLoader:
+        """Every sequence once over all processes (no padding copies), sorted by length."""
+        assert self.dataset is not None, "setup() first"
+        default_replicas, default_rank = self._replicas()
+        sampler = ShardedEvalBatchSampler(
+            self.dataset.lengths, self.eval_batch_size,
+            num_replicas=num_replicas or default_replicas,
+            rank=default_rank if rank is None else rank,
+        )
+        return self._loader(sampler)
+
+    def _loader(self, batch_sampler: Any) -> DataLoader:
+        return DataLoader(
+            self.dataset,
+            batch_sampler=batch_sampler,
+            collate_fn=PadCollate(self.patch_size),
+            num_workers=self.num_workers,
+            persistent_workers=self.num_workers > 0,
+        )
+
+
+class SyntheticDataModule(LayoutDataModule):
+    """The embedded default dataset: skeletons generated deterministically on first use.
+
+    Extra args are the generator's settings (see :class:`histvq.data.synthetic.SyntheticSpec`);
+    an existing folder generated with other settings is regenerated.
+    """
+
+    def __init__(self, *args: Any, generator: dict[str, Any] | None = None, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.generator_settings = dict(generator or {})
+
+    def prepare_data(self) -> None:
+        from histvq.data.synthetic import SyntheticSpec, ensure_synthetic_dataset
+
+        try:
+            spec = SyntheticSpec(**self.generator_settings)
+        except TypeError as error:
+            raise ConfigError(f"dataset.generator: {error}") from None
+        ensure_synthetic_dataset(Path(self.data_dir).expanduser(), self.name, spec)
+
+    def prepare_data_if_missing(self) -> None:
+        self.prepare_data()
+
+
+class RawDataModule(LayoutDataModule):
+    """A dataset prepared from its raw release by ``python -m histvq.prepare <kind>``.
+
+    When the prepared folder is missing and ``raw_dir`` is set, ``prepare_data`` runs the
+    preparation; otherwise it says which command to run.
+    """
+
+    kind: str = ""
+
+    def __init__(
+        self,
+        *args: Any,
+        raw_dir: str | None = None,
+        prepare_options: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ):
+        super().__init__(*args, **kwargs)
+        self.raw_dir = raw_dir
+        self.prepare_options = dict(prepare_options or {})
+
+    def raw_inputs(self) -> list[Path]:
+        assert self.raw_dir is not None
+        return [Path(self.raw_dir).expanduser()]
+
+    def prepare_data(self) -> None:
+        if self.path.is_dir():
+            return
+        if not self.raw_dir:
+            raise LayoutError(self.missing_message())
+        from histvq.prepare import prepare_dataset
+
+        summary = prepare_dataset(
+            self.kind, self.raw_inputs(), Path(self.data_dir).expanduser(), name=self.name,
+            **self.prepare_options,
+        )
+        log.info("prepared %s", summary)
+
+    def missing_message(self) -> str:
+        return (
+            f"{self.path}: prepared dataset not found; run `python -m histvq.prepare {self.kind} "
+            f"--input <raw files> --output {self.data_dir}` or set dataset.raw_dir=<raw files> "
+            f"to prepare it on first use"
+        )

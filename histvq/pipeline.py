@@ -1,0 +1,162 @@
+"""What ``train.py`` and ``evaluate.py`` do, as functions of their composed configs."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from histvq.config import instantiate_node, to_plain
+from histvq.data.datamodules import DataSpec, LayoutDataModule
+from histvq.errors import ConfigError
+from histvq.evaluation import (
+    evaluate_module,
+    format_metrics_table,
+    write_evaluation,
+)
+from histvq.models import HiSTVQ, build_model
+from histvq.runtime import keep_cpu_memory_in_process
+
+log = logging.getLogger(__name__)
+
+METRICS_FILE = "metrics.json"
+
+
+def _instantiate_group(group: DictConfig | None, key: str) -> list[Any]:
+    """Instantiate every entry of a dict-of-configs group (callbacks, loggers)."""
+    if not group:
+        return []
+    objects = []
+    for name, node in group.items():
+        if node is None or "_target_" not in node:
+            continue
+        objects.append(instantiate_node(node, f"{key}.{name}"))
+    return objects
+
+
+def build_datamodule(cfg: DictConfig) -> LayoutDataModule:
+    if cfg.get("dataset") is None:
+        raise ConfigError("no dataset selected (dataset=<name>)")
+    datamodule = instantiate_node(cfg.dataset, "dataset")
+    if not isinstance(datamodule, LayoutDataModule):
+        raise ConfigError(f"dataset._target_ must build a LayoutDataModule, got {type(datamodule)}")
+    datamodule.prepare_data()
+    datamodule.setup("fit")
+    return datamodule
+
+
+def train_and_evaluate(cfg: DictConfig) -> dict[str, Any] | None:
+    """Fit the model on every sequence, then evaluate it (transductive protocol).
+
+    Returns the metrics written to ``<output_dir>/metrics.json`` (None on non-zero ranks of a
+    multi-process run, which write nothing).
+    """
+    output_dir = Path(cfg.paths.output_dir)
+    if cfg.get("ckpt_path") and not Path(cfg.ckpt_path).is_file():
+        raise ConfigError(f"ckpt_path: {cfg.ckpt_path} does not exist")
+    if cfg.get("keep_cpu_memory", True):
+        keep_cpu_memory_in_process()
+    L.seed_everything(cfg.seed, workers=True, verbose=False)
+    datamodule = build_datamodule(cfg)
+    spec = datamodule.spec
+    model = build_model(cfg.model, spec)
+    model.run_config = to_plain(cfg)
+    model.data_spec = spec.to_dict()
+    callbacks = _instantiate_group(cfg.get("callbacks"), "callbacks")
+    loggers = _instantiate_group(cfg.get("logger"), "logger")
+    trainer: L.Trainer = instantiate_node(
+        cfg.trainer, "trainer", callbacks=callbacks, logger=loggers or False
+    )
+    log.info("output dir: %s", output_dir)
+    trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+    if not trainer.is_global_zero:
+        return None
+    metrics_path = output_dir / METRICS_FILE
+    if not metrics_path.is_file():
+        log.warning(
+            "no %s written (is the segmentation_evaluation callback disabled?)", metrics_path
+        )
+        return None
+    metrics = json.loads(metrics_path.read_text())
+    print(
+        format_metrics_table(metrics, title=f"{cfg.model.get('name', 'model')} on {spec_name(cfg)}")
+    )
+    print(f"run folder: {output_dir}")
+    return metrics
+
+
+def spec_name(cfg: DictConfig) -> str:
+    return str(cfg.dataset.get("name", "data")) if cfg.get("dataset") else "data"
+
+
+def load_checkpoint(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise ConfigError(f"ckpt_path: {path} does not exist")
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as error:
+        raise ConfigError(f"ckpt_path: {path} is not a readable checkpoint ({error})") from None
+    meta = checkpoint.get("histvq") if isinstance(checkpoint, dict) else None
+    if not meta or not meta.get("config") or not meta.get("data_spec"):
+        raise ConfigError(f"ckpt_path: {path} was not written by histvq's train.py (no run config)")
+    return checkpoint
+
+
+def evaluate_checkpoint(cfg: DictConfig) -> dict[str, Any]:
+    """Rebuild model and data from a checkpoint's run config (dataset=... may replace the
+    data), predict every sequence and write metrics.json, predictions and plots."""
+    ckpt_path = Path(cfg.ckpt_path).expanduser()
+    checkpoint = load_checkpoint(ckpt_path)
+    run_cfg = OmegaConf.create(checkpoint["histvq"]["config"])
+    trained_spec = DataSpec.from_dict(checkpoint["histvq"]["data_spec"])
+    data_cfg = OmegaConf.create({"dataset": run_cfg.dataset})
+    if cfg.get("dataset") is not None:
+        data_cfg = OmegaConf.create({"dataset": to_plain(cfg)["dataset"]})
+    datamodule = build_datamodule(data_cfg)
+    spec = datamodule.spec
+    shape, trained_shape = _shape(spec), _shape(trained_spec)
+    if shape != trained_shape:
+        raise ConfigError(
+            f"dataset {spec_name(data_cfg)}: (C, V, M, patch) = {shape} but the checkpoint was "
+            f"trained on {trained_shape}"
+        )
+    model: HiSTVQ = build_model(run_cfg.model, trained_spec)
+    model.load_state_dict(checkpoint["state_dict"])
+    device = _device(str(cfg.get("device", "auto")))
+    model.to(device)
+    result = evaluate_module(
+        model,
+        datamodule,
+        bin_width=int(cfg.eval.bin_width),
+    )
+    output_dir = Path(cfg.paths.output_dir)
+    write_evaluation(
+        result,
+        output_dir,
+        plots=bool(cfg.eval.plots),
+        max_sequence_plots=int(cfg.eval.max_sequence_plots),
+        write_predictions=bool(cfg.eval.write_predictions),
+    )
+    metrics = json.loads((output_dir / METRICS_FILE).read_text())
+    print(format_metrics_table(metrics, title=f"{ckpt_path} on {spec_name(data_cfg)}"))
+    print(f"evaluation folder: {output_dir}")
+    return metrics
+
+
+def _shape(spec: DataSpec) -> tuple[int, int, int, int]:
+    return (spec.num_channels, spec.num_joints, spec.num_persons, spec.patch_size)
+
+
+def _device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name not in {"cpu", "cuda"} and not name.startswith("cuda:"):
+        raise ConfigError(f"device: unknown value {name!r} (cpu | cuda | auto)")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError("device: cuda requested but no CUDA device is available")
+    return torch.device(name)

@@ -1,0 +1,42 @@
+"""Process-level runtime settings applied by the entry points."""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import logging
+import sys
+
+log = logging.getLogger(__name__)
+
+_M_TRIM_THRESHOLD = -1
+_M_MMAP_MAX = -4
+_applied = False
+
+
+def keep_cpu_memory_in_process() -> bool:
+    """Stop glibc from handing large buffers back to the OS after every use.
+
+    CPU training allocates and frees activation tensors of hundreds of MB each step; by
+    default glibc serves those with fresh mmap()s, so every step pays page faults for
+    zeroed memory again (measured: more system than user time, about 3.5x slower steps).
+    Serving them from the heap and not trimming it keeps the memory mapped between steps.
+    Linux/glibc only; returns whether the setting was applied.
+    """
+    global _applied
+    if _applied:
+        return True
+    if not sys.platform.startswith("linux"):
+        return False
+    name = ctypes.util.find_library("c")
+    if name is None:
+        return False
+    try:
+        libc = ctypes.CDLL(name)
+        ok = bool(libc.mallopt(_M_MMAP_MAX, 0)) and bool(libc.mallopt(_M_TRIM_THRESHOLD, 2**30))
+    except (OSError, AttributeError):
+        return False
+    _applied = ok
+    if ok:
+        log.debug("glibc: mmap allocations off, heap trimming above 1 GiB")
+    return ok
