@@ -204,6 +204,11 @@ def build_parser() -> argparse.ArgumentParser:
                 "--exclude-corrupted", action="store_true",
                 help="skip the recordings the HuGaDB README lists with corrupted gyro data",
             )  # fmt: skip
+            sub.add_argument(
+                "--pattern", default="HuGaDB_v*_*.txt",
+                help="file names to read from the input folders (default HuGaDB_v*_*.txt; "
+                "HuGaDB_v*_various_*.txt keeps the multi-activity recordings)",
+            )  # fmt: skip
         elif kind == "lara":
             sub.add_argument(
                 "--sample-rate", type=int, default=4,
@@ -223,7 +228,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 _OPTION_ARGS = {
-    "hugadb": ("exclude_corrupted",),
+    "hugadb": ("exclude_corrupted", "pattern"),
     "lara": ("sample_rate", "root_joint"),
     "babel": ("subset", "none_threshold"),
 }

@@ -71,6 +71,8 @@ class LayoutDataModule(L.LightningDataModule):
         group_regex: regex whose first group, applied to sequence names, gives the activity
             group used by the JSD metric (default: one group).
         fps: frames per second, for plots and reports.
+        num_channels, num_joints: what the dataset should hold (C, V); checked against the
+            arrays when set, so a wrong folder fails with a clear message.
         lambda_temp: the paper's temporal-loss weight for this dataset; model configs read it
             as ``${dataset.lambda_temp}`` so ``model=smq`` or an explicit override still wins.
         num_workers: DataLoader workers (data lives in memory, 0 is usually fastest).
@@ -89,6 +91,8 @@ class LayoutDataModule(L.LightningDataModule):
         ignore_labels: Sequence[str] = (),
         group_regex: str | None = None,
         fps: float | None = None,
+        num_channels: int | None = None,
+        num_joints: int | None = None,
         lambda_temp: float = 0.2,
         num_workers: int = 0,
         seed: int = 0,
@@ -105,6 +109,7 @@ class LayoutDataModule(L.LightningDataModule):
         self.bucket_by_length = bucket_by_length
         self.ignore_label_names = list(ignore_labels)
         self.group_regex, self.fps, self.lambda_temp = group_regex, fps, lambda_temp
+        self.expected_channels, self.expected_joints = num_channels, num_joints
         self.num_workers, self.seed = num_workers, seed
         self.layout: LayoutDataset | None = None
         self.dataset: SequenceDataset | None = None
@@ -132,6 +137,7 @@ class LayoutDataModule(L.LightningDataModule):
             return
         self.prepare_data_if_missing()
         self.layout = read_layout(self.path)
+        self._check_shape()
         negative = [k for k in self.layout.mapping if k < 0]
         if negative:
             raise LayoutError(f"{self.path}/mapping/mapping.txt: label ids must be >= 0, got {negative}")
@@ -142,6 +148,17 @@ class LayoutDataModule(L.LightningDataModule):
             self.name, len(self.dataset), self.layout.num_frames, self.layout.shape,
             self.spec.num_classes,
         )
+
+    def _check_shape(self) -> None:
+        assert self.layout is not None
+        c, v, _ = self.layout.shape
+        for key, expected, found in (("num_channels", self.expected_channels, c),
+                                     ("num_joints", self.expected_joints, v)):
+            if expected is not None and expected != found:
+                raise LayoutError(
+                    f"{self.path}: dataset.{key} is {expected} but the prepared arrays have "
+                    f"{found} (C, T, V, M = {self.layout.sequences[0].features.shape})"
+                )
 
     def prepare_data_if_missing(self) -> None:
         """``setup`` may run without ``prepare_data`` (e.g. in evaluate.py); prepare then."""
@@ -247,6 +264,17 @@ class SyntheticDataModule(LayoutDataModule):
             raise ConfigError(f"dataset.generator: {error}") from None
         ensure_synthetic_dataset(Path(self.data_dir).expanduser(), self.name, spec)
 
+    def _check_shape(self) -> None:
+        assert self.layout is not None
+        c, v, _ = self.layout.shape
+        for key, expected, found in (("num_channels", self.expected_channels, c),
+                                     ("num_joints", self.expected_joints, v)):
+            if expected is not None and expected != found:
+                raise LayoutError(
+                    f"{self.path}: dataset.{key} is {expected} but the prepared arrays have "
+                    f"{found} (C, T, V, M = {self.layout.sequences[0].features.shape})"
+                )
+
     def prepare_data_if_missing(self) -> None:
         self.prepare_data()
 
@@ -293,4 +321,50 @@ class RawDataModule(LayoutDataModule):
             f"{self.path}: prepared dataset not found; run `python -m histvq.prepare {self.kind} "
             f"--input <raw files> --output {self.data_dir}` or set dataset.raw_dir=<raw files> "
             f"to prepare it on first use"
+        )
+
+
+class HuGaDBDataModule(RawDataModule):
+    """HuGaDB: 6 inertial sensors on the legs (C=6 acc+gyro, V=6, M=1), ~60 Hz."""
+
+    kind = "hugadb"
+
+
+class LARaDataModule(RawDataModule):
+    """LARa OMoCap: 22 joints x (3 orientation + 3 hip-centred position), 50 fps."""
+
+    kind = "lara"
+
+
+class BABELDataModule(RawDataModule):
+    """A BABEL subset (1-3): NTU-style 25-joint skeletons in millimetres, 30 fps.
+
+    ``raw_dir`` is the folder holding ``train_split<subset>.pkl`` and ``val_split<subset>.pkl``
+    written by the Skeleton-Temporal-Action-Localization pipeline.
+    """
+
+    kind = "babel"
+
+    def __init__(self, *args: Any, subset: int = 1, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        if subset not in (1, 2, 3):
+            raise ConfigError(f"dataset.subset must be 1, 2 or 3, got {subset}")
+        self.subset = subset
+        self.prepare_options.setdefault("subset", subset)
+
+    def raw_inputs(self) -> list[Path]:
+        assert self.raw_dir is not None
+        folder = Path(self.raw_dir).expanduser()
+        files = [folder / f"{split}_split{self.subset}.pkl" for split in ("train", "val")]
+        missing = [str(f) for f in files if not f.is_file()]
+        if missing:
+            raise LayoutError(f"dataset.raw_dir: missing BABEL pickle(s) {missing}")
+        return files
+
+    def missing_message(self) -> str:
+        return (
+            f"{self.path}: prepared dataset not found; run `python -m histvq.prepare babel "
+            f"--subset {self.subset} --input train_split{self.subset}.pkl "
+            f"val_split{self.subset}.pkl --output {self.data_dir}` or set dataset.raw_dir=<folder "
+            f"with the pickles> to prepare it on first use"
         )

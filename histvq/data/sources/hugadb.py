@@ -146,9 +146,12 @@ class HugadbOptions:
 
     exclude_corrupted: leave out the recordings the HuGaDB README lists with corrupted
     (clipped) gyroscope data. Off by default, as SMQ used all files.
+    pattern: which file names in the input folders are recordings; e.g.
+    ``HuGaDB_v*_various_*.txt`` keeps only the multi-activity sequences.
     """
 
     exclude_corrupted: bool = False
+    pattern: str = FILE_PATTERN
 
 
 def read_hugadb_file(path: Path) -> RawSequence:
@@ -242,14 +245,14 @@ def _diagnose_rows(path: Path, rows: list[str], numbers: list[int]) -> None:
 
 
 def discover(inputs: list[Path], options: HugadbOptions) -> Discovery:
-    """Every ``HuGaDB_v*_*.txt`` in the input folders (files given directly are taken as is).
+    """Every recording matching ``options.pattern`` (default ``HuGaDB_v*_*.txt``) in the input folders (files given directly are taken as is).
 
     Other files (the release's ReadMe.txt, the .m loader, ...) are listed as skipped, and so
     are the gyro-corrupted recordings when ``options.exclude_corrupted`` is set.
     """
-    recordings, others = split_inputs(inputs, FILE_PATTERN, recursive=False)
+    recordings, others = split_inputs(inputs, options.pattern, recursive=False)
     discovery = Discovery()
-    discovery.skipped.extend(Skipped(p.name, f"not a {FILE_PATTERN} recording") for p in others)
+    discovery.skipped.extend(Skipped(p.name, f"not a {options.pattern} recording") for p in others)
     for path in recordings:
         if options.exclude_corrupted and has_corrupted_gyro(path.name):
             discovery.skipped.append(Skipped(path.name, "corrupted gyroscope data (HuGaDB README)"))

@@ -1,0 +1,241 @@
+"""End to end: config composition, training, determinism, evaluate.py, CLI errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import CONF, TINY, compose_config, run_script
+from omegaconf import OmegaConf
+
+from histvq.data.datamodules import DataSpec, LayoutDataModule
+from histvq.errors import ConfigError
+from histvq.evaluation import format_metrics_table
+from histvq.metrics import METRIC_KEYS
+from histvq.models import HiSTVQ, build_model
+from histvq.pipeline import evaluate_checkpoint, train_and_evaluate
+
+DATASETS = sorted(p.stem for p in (CONF / "dataset").glob("*.yaml"))
+MODELS = sorted(p.stem for p in (CONF / "model").glob("*.yaml"))
+TRAINERS = sorted(p.stem for p in (CONF / "trainer").glob("*.yaml"))
+LOGGERS = sorted(p.stem for p in (CONF / "logger").glob("*.yaml"))
+SPEC = DataSpec(
+    num_channels=3,
+    num_joints=5,
+    num_persons=1,
+    num_classes=4,
+    patch_size=6,
+    label_names={i: f"a{i}" for i in range(4)},
+)
+
+
+@pytest.mark.parametrize("dataset", DATASETS)
+def test_every_dataset_config_composes_and_instantiates(dataset: str) -> None:
+    overrides = [f"dataset={dataset}"]
+    if dataset == "folder":
+        overrides += ["dataset.name=somewhere", "dataset.patch_size=10"]
+    cfg = compose_config("train", overrides)
+    from hydra.utils import instantiate
+
+    module = instantiate(cfg.dataset)
+    assert isinstance(module, LayoutDataModule)
+    assert module.patch_size == cfg.dataset.patch_size
+
+
+@pytest.mark.parametrize("model", MODELS)
+@pytest.mark.parametrize("dataset", ["synthetic", "hugadb", "babel2"])
+def test_every_model_config_builds(model: str, dataset: str) -> None:
+    cfg = compose_config("train", [f"model={model}", f"dataset={dataset}"])
+    module = build_model(cfg.model, SPEC)
+    assert isinstance(module, HiSTVQ)
+    assert module.quantizer.levels == cfg.model.levels
+
+
+@pytest.mark.parametrize("name", TRAINERS)
+def test_every_trainer_and_logger_config_composes(name: str) -> None:
+    cfg = compose_config("train", [f"trainer={name}"])
+    assert cfg.trainer._target_ == "lightning.pytorch.Trainer"
+    assert cfg.trainer.use_distributed_sampler is False
+    for logger in LOGGERS:
+        compose_config("train", [f"logger={logger}"])
+
+
+def test_paper_defaults_and_dataset_settings() -> None:
+    cfg = compose_config("train", ["dataset=hugadb"])
+    assert (cfg.model.levels, cfg.model.alpha, cfg.model.decay) == (2, 2, 0.5)
+    assert list(cfg.model.dead_code_thresholds) == [3, 1]
+    assert (cfg.model.lambda_commit, cfg.model.lambda_spat, cfg.model.lambda_temp) == (
+        1.0,
+        0.001,
+        0.2,
+    )
+    assert (cfg.model.spatial_input, cfg.model.temporal_input) == ("top", "first")
+    assert cfg.model.optimizer.lr == 5e-4
+    assert cfg.model.encoder.hidden_channels == 128
+    assert (cfg.dataset.patch_size, cfg.dataset.batch_size) == (60, 8)
+    babel = compose_config("train", ["dataset=babel2", "model.alpha=3"])
+    assert (babel.dataset.patch_size, babel.dataset.batch_size, babel.model.lambda_temp) == (
+        30,
+        32,
+        0.02,
+    )
+    assert babel.model.alpha == 3
+    lara = compose_config("train", ["dataset=lara"])
+    assert (lara.dataset.patch_size, lara.dataset.num_joints) == (50, 22)
+
+
+def test_smq_is_one_level_without_temporal_decoder() -> None:
+    cfg = compose_config("train", ["model=smq", "dataset=babel3"])
+    assert cfg.model.levels == 1 and cfg.model.lambda_temp == 0.0
+    module = build_model(cfg.model, SPEC)
+    assert module.temporal_decoder is None
+    assert [b.num_codes for b in module.quantizer.codebooks] == [4]
+    histvq = build_model(compose_config("train", ["dataset=babel3"]).model, SPEC)
+    assert histvq.temporal_decoder is not None
+    assert [b.num_codes for b in histvq.quantizer.codebooks] == [8, 4]
+
+
+def test_zero_loss_weights_drop_their_decoders() -> None:
+    cfg = compose_config("train", ["model.lambda_temp=0", "model.lambda_spat=0"])
+    module = build_model(cfg.model, SPEC)
+    assert module.temporal_decoder is None and module.spatial_decoder is None
+
+
+def test_unknown_config_values_are_config_errors() -> None:
+    for override, key in [
+        ("model.distance=cosine", "distance"),
+        ("model.spatial_input=middle", "spatial_input"),
+        ("model.levels=0", "levels"),
+        ("+model.encoder.width=3", "model.encoder"),
+    ]:
+        cfg = compose_config("train", [override])
+        with pytest.raises(ConfigError, match=key):
+            build_model(cfg.model, SPEC)
+
+
+def test_training_writes_run_outputs_and_is_deterministic(tiny_train_config) -> None:
+    first = tiny_train_config("a")
+    metrics = train_and_evaluate(first)
+    out = Path(first.paths.output_dir)
+    saved = json.loads((out / "metrics.json").read_text())
+    assert saved == metrics
+    assert set(saved) == {"global", "local", "num_sequences", "num_frames"}
+    for matching in ("global", "local"):
+        assert set(saved[matching]) == set(METRIC_KEYS)
+        assert all(0.0 <= v <= 100.0 for v in saved[matching].values())
+    assert saved["num_sequences"] == 4
+    names = sorted(
+        p.stem for p in (Path(first.paths.data_dir) / "synthetic" / "features").glob("*.npy")
+    )
+    predictions = sorted((out / "predictions").glob("*.txt"))
+    assert [p.stem for p in predictions] == names
+    frames = sum(len(p.read_text().splitlines()) for p in predictions)
+    assert frames == saved["num_frames"]
+    assert (out / "checkpoints" / "last.ckpt").is_file()
+    assert (out / "plots" / "segment_lengths.png").is_file()
+    assert len(list((out / "plots" / "sequences").glob("*.png"))) == 2
+    again = train_and_evaluate(tiny_train_config("b"))
+    assert again == metrics
+    ckpt_a = torch.load(out / "checkpoints" / "last.ckpt", weights_only=False)["state_dict"]
+    ckpt_b = torch.load(
+        Path(first.paths.output_dir).parent / "b" / "checkpoints" / "last.ckpt", weights_only=False
+    )["state_dict"]
+    assert all(torch.equal(ckpt_a[k], ckpt_b[k]) for k in ckpt_a)
+
+
+def test_other_seed_gives_other_model(tiny_train_config) -> None:
+    a = train_and_evaluate(tiny_train_config("a"))
+    b = train_and_evaluate(tiny_train_config("b", "seed=1"))
+    out = Path(tiny_train_config("a").paths.output_dir).parent
+    wa = torch.load(out / "a/checkpoints/last.ckpt", weights_only=False)["state_dict"]
+    wb = torch.load(out / "b/checkpoints/last.ckpt", weights_only=False)["state_dict"]
+    assert not torch.equal(
+        wa["encoder.tcn.stages.0.conv_in.weight"], wb["encoder.tcn.stages.0.conv_in.weight"]
+    )
+    assert a["num_frames"] == b["num_frames"]  # the data does not follow the training seed
+
+
+def test_evaluate_reproduces_training_metrics_and_resume(tiny_train_config, tmp_path: Path) -> None:
+    train_cfg = tiny_train_config("train")
+    metrics = train_and_evaluate(train_cfg)
+    ckpt = Path(train_cfg.paths.output_dir) / "checkpoints" / "last.ckpt"
+    eval_cfg = compose_config(
+        "evaluate",
+        [f"ckpt_path={ckpt}", f"paths.output_dir={tmp_path / 'eval'}", "eval.max_sequence_plots=1"],
+    )
+    evaluated = evaluate_checkpoint(eval_cfg)
+    assert evaluated == metrics
+    eval_preds = sorted((tmp_path / "eval" / "predictions").glob("*.txt"))
+    train_preds = sorted((Path(train_cfg.paths.output_dir) / "predictions").glob("*.txt"))
+    assert [p.read_text() for p in eval_preds] == [p.read_text() for p in train_preds]
+    # resuming from the checkpoint continues training up to the new max_epochs
+    resumed = tiny_train_config("resumed", f"ckpt_path={ckpt}", "trainer.max_epochs=3")
+    train_and_evaluate(resumed)
+    state = torch.load(
+        Path(resumed.paths.output_dir) / "checkpoints" / "last.ckpt", weights_only=False
+    )
+    original = torch.load(ckpt, weights_only=False)
+    assert state["epoch"] == original["epoch"] + 1
+    assert state["global_step"] == original["global_step"] * 3 // 2
+
+
+def test_metrics_table_format() -> None:
+    table = format_metrics_table(
+        {
+            "global": dict.fromkeys(METRIC_KEYS, 12.345),
+            "local": dict.fromkeys(METRIC_KEYS, 50.0),
+            "num_sequences": 3,
+            "num_frames": 1234,
+        },
+        title="t",
+    )
+    lines = table.splitlines()
+    assert lines[0] == "t" and "3 sequences, 1,234 frames" in lines[1]
+    assert lines[2].split() == ["matching", "MoF", "Edit", "F1@10", "F1@25", "F1@50", "JSD"]
+    assert lines[3].split() == ["global", *["12.3"] * 6]
+
+
+def test_cli_train_then_evaluate(tmp_path: Path) -> None:
+    """The real entry points: train.py writes its run folder, evaluate.py reproduces it."""
+    run_dir = tmp_path / "run"
+    result = run_script(
+        ["train.py", f"paths.data_dir={tmp_path / 'data'}", f"hydra.run.dir={run_dir}", *TINY]
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "matching" in result.stdout and "global" in result.stdout
+    saved = OmegaConf.load(run_dir / ".hydra" / "config.yaml")
+    assert saved.model.levels == 2
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    evaluation = run_script(
+        [
+            "evaluate.py",
+            f"ckpt_path={run_dir / 'checkpoints' / 'last.ckpt'}",
+            f"hydra.run.dir={tmp_path / 'eval'}",
+            "eval.plots=false",
+        ]
+    )
+    assert evaluation.returncode == 0, evaluation.stderr[-2000:]
+    assert json.loads((tmp_path / "eval" / "metrics.json").read_text()) == metrics
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["model.distance=cosine"], "model.distance: unknown value 'cosine'"),
+        (
+            ["dataset=folder", "dataset.name=nowhere", "dataset.patch_size=5"],
+            "prepared dataset not found",
+        ),
+        (["dataset=babel2"], "python -m histvq.prepare babel --subset 2"),
+    ],
+)
+def test_cli_reports_bad_input_in_one_line(tmp_path: Path, args: list[str], message: str) -> None:
+    result = run_script(
+        ["train.py", f"paths.data_dir={tmp_path}", f"hydra.run.dir={tmp_path / 'run'}", *args]
+    )
+    assert result.returncode == 2
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and message in errors[0], result.stderr[-1500:]
+    assert "Traceback" not in result.stderr
