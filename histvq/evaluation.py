@@ -20,6 +20,7 @@ from histvq.data.datamodules import LayoutDataModule
 from histvq.metrics import METRIC_KEYS, match_predictions, segment_lengths, unmatched_id
 
 MATCHINGS = ("global", "local")
+CLUSTER_MAPPING_FILE = "cluster_mapping.json"
 
 
 @dataclass
@@ -119,11 +120,26 @@ def write_evaluation(
     max_sequence_plots: int = 8,
     write_predictions: bool = True,
 ) -> list[Path]:
-    """Write ``metrics.json``, ``predictions/<seq>.txt`` (globally mapped label names, one per
-    frame) and PNG plots; return the plot paths."""
+    """Write ``metrics.json``, ``cluster_mapping.json`` (the global Hungarian mapping, so that
+    later predictions on new recordings can be named), ``predictions/<seq>.txt`` (globally
+    mapped label names, one per frame) and PNG plots; return the plot paths."""
     output_dir.mkdir(parents=True, exist_ok=True)
     (output_dir / "metrics.json").write_text(json.dumps(result.to_json(), indent=2) + "\n")
-    mapped, _ = result.global_mapping()
+    mapped, mapping = result.global_mapping()
+    (output_dir / CLUSTER_MAPPING_FILE).write_text(
+        json.dumps(
+            {
+                "matching": "global",
+                "clusters": {
+                    str(c): result.label_names.get(lab, str(lab))
+                    for c, lab in sorted(mapping.items())
+                },
+                "label_ids": {str(c): lab for c, lab in sorted(mapping.items())},
+            },
+            indent=2,
+        )
+        + "\n"
+    )
     if write_predictions:
         folder = output_dir / "predictions"
         folder.mkdir(exist_ok=True)
