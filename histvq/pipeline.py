@@ -19,6 +19,7 @@ from histvq.evaluation import (
     format_metrics_table,
     write_evaluation,
 )
+from histvq.loggers import finish_wandb
 from histvq.models import HiSTVQ, build_model
 from histvq.runtime import keep_cpu_memory_in_process
 
@@ -54,8 +55,19 @@ def train_and_evaluate(cfg: DictConfig) -> dict[str, Any] | None:
     """Fit the model on every sequence, then evaluate it (transductive protocol).
 
     Returns the metrics written to ``<output_dir>/metrics.json`` (None on non-zero ranks of a
-    multi-process run, which write nothing).
+    multi-process run, which write nothing). A W&B run started here is always finished,
+    marked failed when training raised, so multirun jobs never merge.
     """
+    failed = True
+    try:
+        metrics = _train_and_evaluate(cfg)
+        failed = False
+        return metrics
+    finally:
+        finish_wandb(failed)
+
+
+def _train_and_evaluate(cfg: DictConfig) -> dict[str, Any] | None:
     output_dir = Path(cfg.paths.output_dir)
     if cfg.get("ckpt_path") and not Path(cfg.ckpt_path).is_file():
         raise ConfigError(f"ckpt_path: {cfg.ckpt_path} does not exist")
@@ -65,10 +77,13 @@ def train_and_evaluate(cfg: DictConfig) -> dict[str, Any] | None:
     datamodule = build_datamodule(cfg)
     spec = datamodule.spec
     model = build_model(cfg.model, spec)
-    model.run_config = to_plain(cfg)
+    run_config = to_plain(cfg)
+    model.run_config = run_config
     model.data_spec = spec.to_dict()
     callbacks = _instantiate_group(cfg.get("callbacks"), "callbacks")
     loggers = _instantiate_group(cfg.get("logger"), "logger")
+    for logger in loggers:
+        logger.log_hyperparams(run_config)
     trainer: L.Trainer = instantiate_node(
         cfg.trainer, "trainer", callbacks=callbacks, logger=loggers or False
     )
@@ -83,9 +98,8 @@ def train_and_evaluate(cfg: DictConfig) -> dict[str, Any] | None:
         )
         return None
     metrics = json.loads(metrics_path.read_text())
-    print(
-        format_metrics_table(metrics, title=f"{cfg.model.get('name', 'model')} on {spec_name(cfg)}")
-    )
+    title = f"{cfg.model.get('name', 'model')} on {spec_name(cfg)}"
+    print(format_metrics_table(metrics, title=title))
     print(f"run folder: {output_dir}")
     return metrics
 

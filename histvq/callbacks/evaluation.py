@@ -10,6 +10,7 @@ import lightning as L
 from lightning.pytorch.callbacks import Callback
 
 from histvq.evaluation import EvaluationResult, evaluate_module, write_evaluation
+from histvq.metrics import METRIC_KEYS
 
 log = logging.getLogger(__name__)
 
@@ -89,9 +90,20 @@ class SegmentationEvaluation(Callback):
                 write_predictions=self.write_predictions,
             )
         for logger in trainer.loggers:
-            log_images = getattr(logger, "log_image", None)
-            if log_images is not None and plot_paths:
+            if getattr(logger, "log_table", None) is not None:
+                _log_table(logger, result, trainer.global_step)
+            if getattr(logger, "log_image", None) is not None and plot_paths:
                 _log_plots(logger, plot_paths, trainer.global_step)
+
+
+def _log_table(logger: Any, result: EvaluationResult, step: int) -> None:
+    """The final metrics as one table (W&B): a row per matching."""
+    columns = ["matching", *METRIC_KEYS, "sequences", "frames"]
+    rows = [
+        [matching, *(scores[k] for k in METRIC_KEYS), len(result.names), result.num_frames]
+        for matching, scores in result.metrics.items()
+    ]
+    logger.log_table(key="eval/metrics_table", columns=columns, data=rows, step=step)
 
 
 def _log_plots(logger: Any, paths: list[Path], step: int) -> None:

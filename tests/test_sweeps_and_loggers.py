@@ -1,0 +1,120 @@
+"""Sweep files (dry runs), logger configs, and a real multirun with offline W&B."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from conftest import ROOT, TINY, compose_config, run_script
+from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.utils import instantiate
+from omegaconf import OmegaConf
+
+from histvq.data.datamodules import DataSpec, LayoutDataModule
+from histvq.loggers import _hydra_context, wandb_logger
+from histvq.models import build_model
+
+SWEEPS = sorted(p.stem for p in (ROOT / "sweeps").glob("*.yaml"))
+SPEC = DataSpec(
+    num_channels=3,
+    num_joints=4,
+    num_persons=1,
+    num_classes=3,
+    patch_size=5,
+    label_names={0: "a", 1: "b", 2: "c"},
+)
+
+
+def sweep_jobs(name: str, extra: list[str] = ()) -> list[list[str]]:
+    """The override lists Hydra's basic sweeper would launch for ``+sweeps=name``."""
+    params = OmegaConf.load(ROOT / "sweeps" / f"{name}.yaml").hydra.sweeper.params
+    arguments = [f"{key}={value}" for key, value in params.items()] + list(extra)
+    parsed = OverridesParser.create().parse_overrides(arguments)
+    batches = BasicSweeper.split_arguments(parsed, max_batch_size=None)
+    return [job for batch in batches for job in batch]
+
+
+def test_there_is_a_sweep_per_paper_table() -> None:
+    tables = {name.split("_")[0] for name in SWEEPS if name.startswith("table")}
+    assert tables == {f"table{i}" for i in range(1, 11)}
+
+
+@pytest.mark.parametrize("name", SWEEPS)
+def test_every_sweep_composes_and_builds(name: str) -> None:
+    jobs = sweep_jobs(name)
+    assert len(jobs) >= 3
+    for job in jobs:
+        cfg = compose_config("train", [f"+sweeps={name}", *job])
+        assert cfg.hydra.sweeper.params if "hydra" in cfg else True
+        module = build_model(cfg.model, SPEC)
+        assert module.quantizer.levels == cfg.model.levels
+        assert isinstance(instantiate(cfg.dataset), LayoutDataModule)
+
+
+def test_table4_ablations_switch_off_one_loss_each() -> None:
+    weights = {}
+    for job in sweep_jobs("table4_components", ["seed=0", "dataset=hugadb"]):
+        cfg = compose_config("train", job)
+        weights[cfg.ablation_name] = (
+            cfg.model.lambda_spat,
+            cfg.model.lambda_commit,
+            cfg.model.lambda_temp,
+        )
+    assert weights == {
+        "all": (0.001, 1.0, 0.2),
+        "no_spatial": (0.0, 1.0, 0.2),
+        "no_commitment": (0.001, 0.0, 0.2),
+        "no_temporal": (0.001, 1.0, 0.0),
+    }
+
+
+def test_command_line_axis_replaces_the_sweep_files_axis() -> None:
+    jobs = sweep_jobs("table5_alpha", ["seed=0", "dataset=hugadb"])
+    assert sorted(job for job in map(sorted, jobs)) == sorted(
+        sorted(["dataset=hugadb", f"model.alpha={a}", "seed=0"]) for a in (1, 2, 3)
+    )
+
+
+def test_wandb_logger_offline_without_credentials(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.netrc
+    logger = wandb_logger(save_dir=str(tmp_path / "wb"), name="x")
+    assert logger._offline is True
+    assert _hydra_context() == (None, None)
+
+
+def test_multirun_with_offline_wandb_gives_one_run_per_job(tmp_path: Path) -> None:
+    sweep_dir = tmp_path / "sweep"
+    result = run_script(
+        [
+            "train.py",
+            "-m",
+            f"paths.data_dir={tmp_path / 'data'}",
+            f"hydra.sweep.dir={sweep_dir}",
+            "logger=wandb",
+            "logger.wandb.offline=true",
+            "model.levels=1,2",
+            "seed=0,1",
+            *TINY,
+        ],
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    runs = sorted(p for p in sweep_dir.iterdir() if p.is_dir() and (p / "metrics.json").is_file())
+    assert [p.name for p in runs] == ["0", "1", "2", "3"]
+    offline = [list((run / "wandb").glob("offline-run-*")) for run in runs]
+    assert all(len(found) == 1 for found in offline)
+    ids = {found[0].name.rsplit("-", 1)[-1] for found in offline}
+    assert len(ids) == 4  # every job is its own W&B run
+    axes = set()
+    for run in runs:
+        overrides = list(OmegaConf.load(run / ".hydra" / "overrides.yaml"))
+        axes.add(tuple(o for o in overrides if o.startswith(("model.levels=", "seed="))))
+        media = run / "wandb" / offline[runs.index(run)][0].name / "files" / "media"
+        assert list(media.rglob("*.png")), "plots were not logged as images"
+        assert list(media.rglob("*.table.json")), "the metrics table was not logged"
+    assert axes == {(f"model.levels={lv}", f"seed={s}") for lv in (1, 2) for s in (0, 1)}
+    for run in runs:
+        assert set(json.loads((run / "metrics.json").read_text())) >= {"global", "local"}
