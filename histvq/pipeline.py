@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import lightning as L
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
+from histvq.callbacks.runtime import ProcessSetup
 from histvq.config import instantiate_node, to_plain
 from histvq.data.datamodules import DataSpec, LayoutDataModule
 from histvq.errors import ConfigError
@@ -21,7 +26,6 @@ from histvq.evaluation import (
 )
 from histvq.loggers import finish_wandb
 from histvq.models import HiSTVQ, build_model
-from histvq.runtime import keep_cpu_memory_in_process
 
 log = logging.getLogger(__name__)
 
@@ -71,8 +75,6 @@ def _train_and_evaluate(cfg: DictConfig) -> dict[str, Any] | None:
     output_dir = Path(cfg.paths.output_dir)
     if cfg.get("ckpt_path") and not Path(cfg.ckpt_path).is_file():
         raise ConfigError(f"ckpt_path: {cfg.ckpt_path} does not exist")
-    if cfg.get("keep_cpu_memory", True):
-        keep_cpu_memory_in_process()
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     datamodule = build_datamodule(cfg)
     spec = datamodule.spec
@@ -81,6 +83,7 @@ def _train_and_evaluate(cfg: DictConfig) -> dict[str, Any] | None:
     model.run_config = run_config
     model.data_spec = spec.to_dict()
     callbacks = _instantiate_group(cfg.get("callbacks"), "callbacks")
+    callbacks.append(ProcessSetup(keep_cpu_memory=bool(cfg.get("keep_cpu_memory", True))))
     loggers = _instantiate_group(cfg.get("logger"), "logger")
     for logger in loggers:
         logger.log_hyperparams(run_config)
@@ -88,7 +91,8 @@ def _train_and_evaluate(cfg: DictConfig) -> dict[str, Any] | None:
         cfg.trainer, "trainer", callbacks=callbacks, logger=loggers or False
     )
     log.info("output dir: %s", output_dir)
-    trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+    with relaunch_pinned_to(output_dir):
+        trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
     if not trainer.is_global_zero:
         return None
     metrics_path = output_dir / METRICS_FILE
@@ -102,6 +106,48 @@ def _train_and_evaluate(cfg: DictConfig) -> dict[str, Any] | None:
     print(format_metrics_table(metrics, title=title))
     print(f"run folder: {output_dir}")
     return metrics
+
+
+@contextmanager
+def relaunch_pinned_to(output_dir: Path) -> Iterator[None]:
+    """Make DDP processes started by re-running the command line join *this* job.
+
+    Lightning's subprocess launcher (``strategy=ddp``) starts ranks > 0 by re-running
+    ``sys.argv`` with ``hydra.run.dir`` set to the configured run dir. Under a multirun that
+    would re-launch the whole sweep in every child, and the run dir is not this job's folder.
+    So, while training, the command line is this job's own overrides and the run dir its
+    output folder: children then log into the same folder and write nothing else (only
+    rank 0 writes files). Afterwards the launcher's environment variables (LOCAL_RANK,
+    WORLD_SIZE, MASTER_PORT, ...) are removed again and any process group is destroyed, or
+    the next job of a multirun would believe its ranks were started externally.
+    """
+    saved_env = dict(os.environ)
+    hydra_cfg = _hydra_config()
+    saved_argv = sys.argv
+    saved_dir = hydra_cfg.run.dir if hydra_cfg is not None else None
+    if hydra_cfg is not None:
+        sys.argv = [sys.argv[0], *hydra_cfg.overrides.task]
+        with open_dict(hydra_cfg), read_write(hydra_cfg):
+            hydra_cfg.run.dir = str(output_dir)
+    try:
+        yield
+    finally:
+        sys.argv = saved_argv
+        if hydra_cfg is not None:
+            with open_dict(hydra_cfg), read_write(hydra_cfg):
+                hydra_cfg.run.dir = saved_dir
+        os.environ.clear()
+        os.environ.update(saved_env)
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            torch.distributed.destroy_process_group()
+
+
+def _hydra_config() -> DictConfig | None:
+    try:
+        from hydra.core.hydra_config import HydraConfig
+    except ImportError:
+        return None
+    return HydraConfig.get() if HydraConfig.initialized() else None
 
 
 def spec_name(cfg: DictConfig) -> str:
