@@ -59,7 +59,7 @@ def _ddp_worker(rank: int, world: int, port: int, out: str) -> None:
     dead = 0.0
     for values, frame_mask, valid in _batches():
         half = slice(2 * rank, 2 * rank + 2)
-        stats = q(values[half], frame_mask[half], valid[half]).stats
+        stats = q.update(q(values[half], frame_mask[half], valid[half]).statistics)
         dead += stats["level1/dead_codes"] + stats["level2/dead_codes"]
     torch.save({"state": _state(q), "dead": dead}, f"{out}/rank{rank}.pt")
     dist.destroy_process_group()
@@ -74,7 +74,7 @@ def test_codebooks_identical_across_ranks_and_equal_to_one_process(tmp_path: Pat
         assert torch.equal(value, ranks[1]["state"][key]), key
     single = _quantizer()
     for values, frame_mask, valid in _batches():
-        single(values, frame_mask, valid)
+        single.update(single(values, frame_mask, valid).statistics)
     for key, value in _state(single).items():
         torch.testing.assert_close(ranks[0]["state"][key], value, rtol=1e-5, atol=1e-5, msg=key)
 

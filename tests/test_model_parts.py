@@ -165,14 +165,14 @@ def test_quantizer_step_updates_codebook_like_the_formula() -> None:
     out = q.train()(values, torch.ones(1, 3, 2, dtype=torch.bool), valid)
     assert out.indices[0].tolist() == [[0, 1, 0]]
     book = q.codebooks[0]
+    assert torch.equal(book.counts, torch.ones(2))  # forward never updates
+    q.update(out.statistics)
     torch.testing.assert_close(book.counts, torch.tensor([1.5, 1.0]))
     # code 0: (0.5*0*1 + 0.5*(1+2, 1+0)) / 1.5 ; code 1: (0.5*10 + 0.5*(9, 11)) / 1.0
     torch.testing.assert_close(book.codes[0].flatten(), torch.tensor([1.5 / 1.5, 0.5 / 1.5]))
     torch.testing.assert_close(book.codes[1].flatten(), torch.tensor([9.5, 10.5]))
-    # eval mode never updates
-    before = book.codes.clone()
-    q.eval()(values, torch.ones(1, 3, 2, dtype=torch.bool), valid)
-    assert torch.equal(book.codes, before)
+    # eval mode gives no statistics to update with
+    assert q.eval()(values, torch.ones(1, 3, 2, dtype=torch.bool), valid).statistics is None
 
 
 def test_second_level_quantizes_the_first_level_code() -> None:
@@ -203,7 +203,8 @@ def test_dead_codes_are_reseeded_only_under_the_threshold() -> None:
         )
         q.codebooks[0].set_codes(torch.tensor([[[0.0]], [[100.0]]]), torch.tensor([4.0, 4.0]))
         values = torch.tensor([[[[1.0]], [[2.0]], [[3.0]], [[-1.0]]]])
-        q.train()(values, torch.ones(1, 4, 1, dtype=torch.bool), torch.ones(1, 4, dtype=torch.bool))
+        out = q.train()(values, torch.ones(1, 4, 1, dtype=torch.bool), torch.ones(1, 4, dtype=torch.bool))
+        q.update(out.statistics)
         return q.codebooks[0]
 
     # code 1 receives nothing: its count decays to 0.5*4 = 2
@@ -225,7 +226,8 @@ def test_reseed_draws_depend_only_on_seed_and_step() -> None:
         q = HierarchicalQuantizer(num_classes=4, patch_size=2, dim=3, levels=2, seed=seed)
         x = torch.randn(2, 5, 2, 3)
         torch.manual_seed(999)  # the global RNG must not matter
-        q.train()(x, torch.ones(2, 5, 2, dtype=torch.bool), torch.ones(2, 5, dtype=torch.bool))
+        out = q.train()(x, torch.ones(2, 5, 2, dtype=torch.bool), torch.ones(2, 5, dtype=torch.bool))
+        q.update(out.statistics)
         return torch.cat([b.codes.flatten() for b in q.codebooks])
 
     assert torch.equal(codes(0), codes(0))
@@ -284,3 +286,75 @@ def test_decoders_shapes() -> None:
     assert decoder(tokens, torch.ones(2, 6, dtype=torch.bool), 5, 1).shape == (2, 3, 6, 5, 1)
     mlp = TimestampMLP(in_features=2 * (2 * 3))  # two streams of P*E
     assert mlp([torch.randn(2, 7, 2, 3), torch.randn(2, 7, 2, 3)]).shape == (2, 7)
+
+
+def _tiny_model(budget: int | None):
+    from conftest import compose_config
+    from histvq.data.datamodules import DataSpec
+    from histvq.models import build_model
+
+    cfg = compose_config("train", ["model.encoder.hidden_channels=8", "model.latent_dim=4",
+                                   f"model.micro_batch_joint_frames={budget or 'null'}"])
+    spec = DataSpec(num_channels=3, num_joints=5, num_persons=1, num_classes=3, patch_size=4,
+                    label_names={0: "a", 1: "b", 2: "c"})
+    torch.manual_seed(0)
+    model = build_model(cfg.model, spec)
+    model.eval()  # no dropout, so both runs see the same network
+    model.quantizer.train()
+    return model
+
+
+def test_micro_batches_are_contiguous_and_within_budget() -> None:
+    from histvq.models.histvq import micro_batches
+
+    lengths = torch.tensor([10, 7, 3, 12, 1])
+    groups = micro_batches(lengths, patch_size=4, joints=2, budget=40)
+    # padded lengths 12, 8, 4, 12, 4; a group costs (sequences x its longest x joints)
+    assert [g.tolist() for g in groups] == [[0], [1, 2], [3], [4]]
+    assert [g.tolist() for g in micro_batches(lengths, 4, 2, None)] == [[0, 1, 2, 3, 4]]
+    assert [g.tolist() for g in micro_batches(lengths, 4, 2, 1)] == [[0], [1], [2], [3], [4]]
+
+
+def test_micro_batching_gives_the_whole_batch_gradient_and_codebook_update() -> None:
+    generator = torch.Generator().manual_seed(3)
+    lengths = torch.tensor([17, 9, 12, 5])
+    features = torch.randn(4, 3, 20, 5, 1, generator=generator) * 50
+    mask = torch.arange(20)[None, :] < lengths[:, None]
+    features = features * mask[:, None, :, None, None]
+    batch = {"features": features, "mask": mask, "lengths": lengths}
+    results = []
+    for budget in (None, 60):  # 60 joint-frames: micro-batches of one or two sequences
+        model = _tiny_model(budget)
+        calls = []
+        logged, stats = model.accumulate_batch(batch, lambda loss, last: (calls.append(last), loss.backward()))
+        grads = {k: p.grad.clone() for k, p in model.named_parameters() if p.grad is not None}
+        model.quantizer.update(stats)
+        results.append((calls, logged, stats, grads, model.quantizer.state_dict()))
+    (calls_a, logged_a, stats_a, grads_a, state_a), (calls_b, logged_b, stats_b, grads_b, state_b) = results
+    assert calls_a == [True] and len(calls_b) > 1 and calls_b[-1] and not any(calls_b[:-1])
+    for key in logged_a:
+        torch.testing.assert_close(logged_a[key], logged_b[key], rtol=1e-5, atol=1e-6)
+    assert grads_a.keys() == grads_b.keys() and grads_a
+    for key in grads_a:
+        torch.testing.assert_close(grads_a[key], grads_b[key], rtol=1e-4, atol=1e-6, msg=key)
+    assert torch.equal(stats_a.patches, stats_b.patches)
+    for key in state_a:
+        torch.testing.assert_close(state_a[key], state_b[key], rtol=1e-5, atol=1e-5, msg=key)
+
+
+def test_byte_dropout_is_unbiased_and_its_gradient_matches_its_mask() -> None:
+    from histvq.models.tcn import ByteDropout
+
+    torch.manual_seed(0)
+    drop = ByteDropout(0.5).train()
+    x = torch.ones(200_000, requires_grad=True)
+    y = drop(x)
+    kept = y != 0
+    assert set(torch.unique(y).tolist()) == {0.0, 2.0}
+    assert abs(kept.float().mean().item() - 0.5) < 0.01
+    y.sum().backward()
+    assert torch.equal(x.grad, kept.float() * 2.0)
+    assert torch.equal(drop.eval()(x), x)
+    # p rounds to a multiple of 1/256 and the scale keeps the expectation at x
+    d = ByteDropout(0.3)
+    assert d.threshold == 77 and d.scale == pytest.approx(256 / 179)

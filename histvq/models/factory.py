@@ -76,4 +76,5 @@ def build_model(cfg: DictConfig, spec: DataSpec) -> HiSTVQ:
         lambda_temp=float(cfg.lambda_temp),
         spatial_input=str(cfg.spatial_input),
         temporal_input=str(cfg.temporal_input),
+        micro_batch_joint_frames=cfg.get("micro_batch_joint_frames"),
     )

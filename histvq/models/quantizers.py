@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal
 
 import torch
@@ -197,19 +197,49 @@ def kmeans(
 
 
 @dataclass
+class CodebookStatistics:
+    """One step's assignment statistics, not yet reduced across processes.
+
+    Per level (bottom first): assignment counts (K,) and input sums (K, P, E); the valid
+    patches (the level-1 inputs, candidates for re-seeding level 1) and the per-level code
+    ids (level l > 1 re-seeds from the level-(l-1) codes they select). Statistics of several
+    micro-batches of one batch merge into the statistics of the whole batch.
+    """
+
+    counts: list[Tensor]
+    sums: list[Tensor]
+    patches: Tensor
+    indices: list[Tensor]
+
+    def merge(self, other: CodebookStatistics | None) -> CodebookStatistics:
+        if other is None:
+            return self
+        return CodebookStatistics(
+            counts=[a + b for a, b in zip(self.counts, other.counts, strict=True)],
+            sums=[a + b for a, b in zip(self.sums, other.sums, strict=True)],
+            patches=torch.cat([self.patches, other.patches]),
+            indices=[torch.cat([a, b]) for a, b in zip(self.indices, other.indices, strict=True)],
+        )
+
+
+@dataclass
 class QuantizerOutput:
     """Per level (bottom first): straight-through quantized patches (N, Np, P, E), zero on
-    invalid patches; code ids (N, Np), -1 on invalid patches; commitment losses; and
-    codebook-usage statistics of this step (training only)."""
+    invalid patches; code ids (N, Np), -1 on invalid patches; commitment losses; and, in
+    training mode, the statistics :meth:`HierarchicalQuantizer.update` consumes."""
 
     quantized: list[Tensor]
     indices: list[Tensor]
     commitment: list[Tensor]
-    stats: dict[str, float] = field(default_factory=dict)
+    statistics: CodebookStatistics | None = None
 
 
 class HierarchicalQuantizer(nn.Module):
     """HiST-VQ's stack of EMA codebooks (SMQ is the one-level case).
+
+    ``forward`` assigns codes with the codebooks as they are; ``update`` then applies one
+    training step's statistics (EMA, dead-code re-seeding). Keeping them apart lets a batch
+    be processed in micro-batches that all see the same codebooks and update them once.
 
     Args:
         num_classes: K, the size of the top codebook.
@@ -221,7 +251,8 @@ class HierarchicalQuantizer(nn.Module):
         dead_code_thresholds: nu per level, bottom first; levels beyond the list reuse its
             last value. A code whose EMA count falls under nu is re-seeded.
         distance: ``frame_l2_sum`` (reference code) or ``l2`` (paper's formula).
-        init: ``kaiming`` (random, the paper's choice) or ``kmeans`` (on the first batch).
+        init: ``kaiming`` (random, the paper's choice) or ``kmeans`` (on the first training
+            batch, or its first micro-batch).
         seed: seeds the dead-code draws together with the step and level.
     """
 
@@ -255,6 +286,7 @@ class HierarchicalQuantizer(nn.Module):
             for lv, size in enumerate(self.sizes)
         )
         self.register_buffer("num_updates", torch.zeros((), dtype=torch.long))
+        self.register_buffer("kmeans_done", torch.zeros((), dtype=torch.bool))
 
     def _generator(self, level: int, salt: int = 0) -> torch.Generator:
         step = int(self.num_updates)
@@ -265,16 +297,15 @@ class HierarchicalQuantizer(nn.Module):
     def forward(self, values: Tensor, frame_mask: Tensor, valid: Tensor) -> QuantizerOutput:
         """Quantize patches ``values`` (N, Np, P, E) with masks (N, Np, P) and (N, Np).
 
-        In training mode this also updates the codebooks (after computing this step's
-        outputs with the codebooks as they were at its start).
+        Codebooks are not changed here (except the one-off k-means initialisation before the
+        first update); in training mode the output carries the step's statistics.
         """
         n, num_patches, p, e = values.shape
-        flat_valid = valid.reshape(-1)
-        valid_idx = torch.nonzero(flat_valid).flatten()
+        valid_idx = torch.nonzero(valid.reshape(-1)).flatten()
         with torch.autocast(device_type=values.device.type, enabled=False):
             x = values.float().reshape(n * num_patches, p, e).index_select(0, valid_idx)
             fmask = frame_mask.reshape(-1, p).index_select(0, valid_idx).float()
-            if self.training and self.init == "kmeans" and int(self.num_updates) == 0:
+            if self.training and self.init == "kmeans" and not bool(self.kmeans_done):
                 self._kmeans_init(x.detach())
 
             indices, inputs_st, chosen = self._assign(x)
@@ -282,16 +313,13 @@ class HierarchicalQuantizer(nn.Module):
             for level_input, q in zip(inputs_st, chosen, strict=True):
                 commitment.append(_masked_mse(level_input, q, fmask))
                 quantized.append(level_input + (q - level_input).detach())
-
-            stats: dict[str, float] = {}
-            if self.training:
-                stats = self._update(x.detach(), indices, chosen)
+            statistics = self._statistics(x.detach(), indices, chosen) if self.training else None
 
         return QuantizerOutput(
             quantized=[_scatter_patches(q, valid_idx, n, num_patches) for q in quantized],
             indices=[_scatter_ids(i, valid_idx, n, num_patches) for i in indices],
             commitment=commitment,
-            stats=stats,
+            statistics=statistics,
         )
 
     def _assign(self, x: Tensor) -> tuple[list[Tensor], list[Tensor], list[Tensor]]:
@@ -314,16 +342,26 @@ class HierarchicalQuantizer(nn.Module):
         return indices, inputs, chosen
 
     @torch.no_grad()
-    def _update(self, x: Tensor, indices: list[Tensor], chosen: list[Tensor]) -> dict[str, float]:
-        """All-reduced EMA update of every level, then dead-code re-seeding."""
+    def _statistics(
+        self, x: Tensor, indices: list[Tensor], chosen: list[Tensor]
+    ) -> CodebookStatistics:
         counts, sums = [], []
         for lv, book in enumerate(self.codebooks):
             onehot = F.one_hot(indices[lv], book.num_codes).float()
             level_input = x if lv == 0 else chosen[lv - 1]
             counts.append(onehot.sum(0))
             sums.append((onehot.T @ level_input.flatten(1)).reshape(book.codes.shape))
+        return CodebookStatistics(counts=counts, sums=sums, patches=x, indices=indices)
+
+    @torch.no_grad()
+    def update(self, statistics: CodebookStatistics) -> dict[str, float]:
+        """One training step: all-reduced EMA update of every level, then dead-code
+        re-seeding. Returns codebook-usage statistics (perplexity, used and dead codes)."""
+        snapshot = [book.codes.clone() for book in self.codebooks]
         # One collective for all statistics of all levels.
-        flat = all_reduce_sum_(torch.cat([t.flatten() for t in counts + sums]))
+        flat = all_reduce_sum_(
+            torch.cat([t.flatten() for t in statistics.counts + statistics.sums])
+        )
         stats: dict[str, float] = {}
         offset = 0
         reduced_counts: list[Tensor] = []
@@ -342,8 +380,12 @@ class HierarchicalQuantizer(nn.Module):
             dead = book.dead_codes()
             stats[f"level{lv + 1}/dead_codes"] = float(dead.numel())
             if dead.numel():
-                level_candidates = x if lv == 0 else chosen[lv - 1]
-                book.reseed(dead, all_gather_cat(level_candidates), self._generator(lv))
+                if lv == 0:
+                    candidates = all_gather_cat(statistics.patches)
+                else:
+                    chosen = all_gather_cat(statistics.indices[lv - 1])
+                    candidates = snapshot[lv - 1].index_select(0, chosen)
+                book.reseed(dead, candidates, self._generator(lv))
         self.num_updates += 1
         return stats
 
@@ -362,6 +404,7 @@ class HierarchicalQuantizer(nn.Module):
             )
             book.set_codes(centres, sizes)
             samples = book.codes.index_select(0, book.nearest(samples))
+        self.kmeans_done.fill_(True)
 
 
 def _masked_mse(x: Tensor, target: Tensor, frame_mask: Tensor) -> Tensor:

@@ -9,11 +9,27 @@ outputs alone or padded inside a batch.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
+
+
+class _KeepMaskScale(torch.autograd.Function):
+    """x * keep * scale that saves the boolean mask (1 byte per element) for backward."""
+
+    @staticmethod
+    def forward(ctx: Any, x: Tensor, keep: Tensor, scale: float) -> Tensor:
+        ctx.save_for_backward(keep)
+        ctx.scale = scale
+        return x * keep.to(x.dtype).mul_(scale)
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, None, None]:
+        (keep,) = ctx.saved_tensors
+        return grad * keep.to(grad.dtype).mul_(ctx.scale), None, None
 
 
 class ByteDropout(nn.Module):
@@ -23,6 +39,7 @@ class ByteDropout(nn.Module):
     half of a training step); comparing random bytes with a threshold is several times
     cheaper. The drop probability is rounded to a multiple of 1/256 (exact for 0.5) and the
     kept values are rescaled for that rounded probability, so the expectation is unchanged.
+    The mask is kept as booleans for the backward pass (a quarter of a float mask's memory).
     On other devices it is ``torch.nn.functional.dropout``.
     """
 
@@ -39,8 +56,8 @@ class ByteDropout(nn.Module):
             return x
         if x.device.type != "cpu":
             return F.dropout(x, self.p, training=True)
-        noise = torch.empty(x.shape, dtype=torch.uint8).random_() >= self.threshold
-        return x * noise.to(x.dtype).mul_(self.scale)
+        keep = torch.empty(x.shape, dtype=torch.uint8).random_() >= self.threshold
+        return _KeepMaskScale.apply(x, keep, self.scale)
 
     def extra_repr(self) -> str:
         return f"p={self.p}"
