@@ -187,7 +187,7 @@ def evaluate_checkpoint(cfg: DictConfig) -> dict[str, Any]:
         )
     model: HiSTVQ = build_model(run_cfg.model, trained_spec)
     model.load_state_dict(checkpoint["state_dict"])
-    device = _device(str(cfg.get("device", "auto")))
+    device = resolve_device(str(cfg.get("device", "auto")))
     model.to(device)
     result = evaluate_module(
         model,
@@ -212,7 +212,8 @@ def _shape(spec: DataSpec) -> tuple[int, int, int, int]:
     return (spec.num_channels, spec.num_joints, spec.num_persons, spec.patch_size)
 
 
-def _device(name: str) -> torch.device:
+def resolve_device(name: str) -> torch.device:
+    """``cpu``, ``cuda[:i]`` or ``auto`` (CUDA when available) as a torch device."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name not in {"cpu", "cuda"} and not name.startswith("cuda:"):

@@ -85,7 +85,7 @@ def _save(figure: Figure, path: str | Path) -> Path:
 
 
 def plot_segmentation(
-    target: np.ndarray,
+    target: np.ndarray | None,
     prediction_mapped: np.ndarray,
     label_names: Mapping[int, str],
     path: str | Path,
@@ -94,17 +94,22 @@ def plot_segmentation(
     """Ground truth bar above prediction bar, coloured by label, saved as PNG at ``path``.
 
     ``prediction_mapped`` holds label ids after matching (negative for unmatched clusters,
-    drawn in grey and listed as "unmatched cluster c"). Returns the path written.
+    drawn in grey and listed as "unmatched cluster c"). ``target`` may be None for an
+    unlabelled recording: then only the prediction bar is drawn. Returns the path written.
     """
-    target = _labels_array("target", target)
     prediction = _labels_array("prediction_mapped", prediction_mapped)
-    if target.size != prediction.size:
-        raise PlotInputError(
-            f"target has {target.size} frames but prediction_mapped has {prediction.size}"
-        )
-    figure = Figure(figsize=(10, 2.6), dpi=100)
+    rows = [("prediction", prediction)]
+    if target is not None:
+        target = _labels_array("target", target)
+        if target.size != prediction.size:
+            raise PlotInputError(
+                f"target has {target.size} frames but prediction_mapped has {prediction.size}"
+            )
+        rows.insert(0, ("ground truth", target))
+    figure = Figure(figsize=(10, 1.0 + 0.8 * len(rows)), dpi=100)
     axes = figure.add_subplot()
-    for row, values in ((1, target), (0, prediction)):
+    heights = range(len(rows) - 1, -1, -1)
+    for row, (_, values) in zip(heights, rows, strict=True):
         seg_labels, starts, ends = segment_bounds(values)
         for label in np.unique(seg_labels):
             chosen = seg_labels == label
@@ -112,13 +117,13 @@ def plot_segmentation(
                 zip(starts[chosen].tolist(), (ends - starts)[chosen].tolist(), strict=True)
             )
             axes.broken_barh(spans, (row - 0.4, 0.8), facecolors=label_color(label))
-    axes.set_xlim(0, target.size)
-    axes.set_ylim(-0.5, 1.5)
-    axes.set_yticks([1, 0], ["ground truth", "prediction"])
+    axes.set_xlim(0, prediction.size)
+    axes.set_ylim(-0.5, len(rows) - 0.5)
+    axes.set_yticks(list(heights), [name for name, _ in rows])
     axes.set_xlabel("frame")
     for side in ("top", "right", "left"):
         axes.spines[side].set_visible(False)
-    present = np.union1d(np.unique(target), np.unique(prediction))
+    present = np.unique(np.concatenate([values for _, values in rows]))
     ordered = [int(v) for v in present if v >= 0] + [int(v) for v in present[::-1] if v < 0]
     handles = [
         Patch(facecolor=label_color(v), label=_display_name(v, label_names)) for v in ordered

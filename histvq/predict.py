@@ -203,23 +203,11 @@ def _read_lara(path: Path, options: dict[str, Any], pattern: str) -> list[InputS
             raw = lara.read_lara_recording(file, None, opts.sample_rate, opts.root_joint)
             sequences.append(InputSequence(raw.name, raw.features, raw.labels, str(file)))
         else:
-            features = _lara_features(lara.read_motion(file), opts.sample_rate, opts.root_joint)
+            features = lara.motion_to_features(
+                lara.read_motion(file), opts.sample_rate, opts.root_joint
+            )
             sequences.append(InputSequence(file.stem, features, None, str(file)))
     return sequences
-
-
-def _lara_features(motion: np.ndarray, sample_rate: int, root_joint: int) -> np.ndarray:
-    """An unlabelled LARa recording as the preparation would store it (see ``sources.lara``):
-    every ``sample_rate``-th frame, positions centred on ``root_joint``, (6, T, 22, 1)."""
-    from histvq.data.sources import lara
-
-    motion = motion[::sample_rate]
-    joints = motion[:, lara.FRAME_COLUMNS :].reshape(
-        len(motion), len(lara.JOINTS), len(lara.CHANNELS)
-    )
-    centred = joints.copy()
-    centred[:, :, 3:] -= joints[:, root_joint : root_joint + 1, 3:]
-    return np.ascontiguousarray(centred.transpose(2, 0, 1)[..., np.newaxis], dtype=np.float32)
 
 
 def _read_babel(
@@ -426,62 +414,9 @@ def _plot(
         mapped = np.array(
             [lookup.get(int(c), int(unmatched_id(int(c)))) for c in codes], dtype=np.int64
         )
-    if target is not None:
-        from histvq.plotting import plot_segmentation
+    from histvq.plotting import plot_segmentation
 
-        plot_segmentation(target, mapped, label_names, path, title=seq.name)
-    else:
-        _plot_prediction(mapped, label_names, path, seq.name)
-
-
-def _plot_prediction(
-    mapped: np.ndarray, label_names: dict[int, str], path: Path, title: str
-) -> None:
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-    from matplotlib.patches import Patch
-
-    from histvq.metrics import segment_bounds
-    from histvq.plotting import label_color
-
-    figure = Figure(figsize=(10, 1.8), dpi=100)
-    axes = figure.add_subplot()
-    seg_labels, starts, ends = segment_bounds(mapped)
-    for label in np.unique(seg_labels):
-        chosen = seg_labels == label
-        spans = list(zip(starts[chosen].tolist(), (ends - starts)[chosen].tolist(), strict=True))
-        axes.broken_barh(spans, (-0.4, 0.8), facecolors=label_color(int(label)))
-    axes.set_xlim(0, mapped.size)
-    axes.set_ylim(-0.5, 0.5)
-    axes.set_yticks([0], ["prediction"])
-    axes.set_xlabel("frame")
-    for side in ("top", "right", "left"):
-        axes.spines[side].set_visible(False)
-    present = np.unique(mapped)
-    ordered = [int(v) for v in present if v >= 0] + [int(v) for v in present[::-1] if v < 0]
-    handles = [
-        Patch(
-            facecolor=label_color(v),
-            label=label_names.get(v, str(v)) if v >= 0 else f"cluster_{-1 - v}",
-        )
-        for v in ordered
-    ]
-    axes.legend(
-        handles=handles,
-        loc="upper left",
-        bbox_to_anchor=(1.01, 1.0),
-        fontsize="small",
-        frameon=False,
-        ncols=1 + len(handles) // 8,
-    )
-    axes.set_title(title)
-    figure.tight_layout()
-    FigureCanvasAgg(figure)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, format="png")
-
-
-# ----------------------------------------------------------------------------- driver
+    plot_segmentation(target, mapped, label_names, path, title=seq.name)
 
 
 def predict_recordings(
@@ -508,7 +443,7 @@ def predict_recordings(
     from histvq.data.datamodules import DataSpec
     from histvq.inference import segment_sequences
     from histvq.models import build_model
-    from histvq.pipeline import _device, load_checkpoint
+    from histvq.pipeline import load_checkpoint, resolve_device
 
     ckpt = Path(ckpt_path).expanduser()
     source = Path(input_path).expanduser()
@@ -534,7 +469,7 @@ def predict_recordings(
 
     model = build_model(OmegaConf.create(run_config["model"]), spec)
     model.load_state_dict(checkpoint["state_dict"])
-    model.to(_device(device))
+    model.to(resolve_device(device))
     codes = segment_sequences(model, [s.features for s in sequences], batch_size=batch_size)
 
     out = Path(output_dir).expanduser()

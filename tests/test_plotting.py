@@ -52,6 +52,21 @@ def test_plot_segmentation_writes_a_png_with_the_label_colours(tmp_path):
     assert plt.get_fignums() == figures_before
 
 
+def test_plot_segmentation_without_ground_truth_draws_only_the_prediction(tmp_path):
+    prediction = np.repeat([1, -3], [600, 400])
+    both = mpimg.imread(
+        plot_segmentation(
+            np.repeat([0, 1], 500), prediction, {0: "a", 1: "b"}, tmp_path / "both.png"
+        )
+    )
+    alone = mpimg.imread(
+        plot_segmentation(None, prediction, {0: "a", 1: "b"}, tmp_path / "one.png")
+    )
+    assert alone.shape[0] < both.shape[0]  # one bar instead of two
+    assert pixels_near(alone, label_color(1)) > 200 and pixels_near(alone, label_color(-3)) > 200
+    assert pixels_near(alone, label_color(0)) == 0
+
+
 def test_plot_length_histograms_writes_a_png(tmp_path):
     rng = np.random.default_rng(0)
     target = rng.integers(5, 400, size=200)

@@ -119,14 +119,20 @@ def read_lara_recording(
             f"{recording}: {motion.shape[0]} frames but {labels_file.name} has "
             f"{len(classes)} label rows"
         )
-    motion = motion[::sample_rate]
-    labels = classes[::sample_rate]
+    features = motion_to_features(motion, sample_rate, root_joint)
+    return RawSequence(name=recording.stem, features=features, labels=classes[::sample_rate])
 
+
+def motion_to_features(
+    motion: np.ndarray, sample_rate: int = 4, root_joint: int = ROOT_JOINT
+) -> np.ndarray:
+    """A recording's motion rows as prepared features: every ``sample_rate``-th frame, the
+    positions centred on ``root_joint`` per frame, shaped (6, T, 22, 1) float32."""
+    motion = motion[::sample_rate]
     joints = motion[:, FRAME_COLUMNS:].reshape(len(motion), len(JOINTS), len(CHANNELS))
     centred = joints.copy()
     centred[:, :, 3:] -= joints[:, root_joint : root_joint + 1, 3:]
-    features = np.ascontiguousarray(centred.transpose(2, 0, 1)[..., np.newaxis], dtype=np.float32)
-    return RawSequence(name=recording.stem, features=features, labels=labels)
+    return np.ascontiguousarray(centred.transpose(2, 0, 1)[..., np.newaxis], dtype=np.float32)
 
 
 def read_motion(path: Path) -> np.ndarray:
