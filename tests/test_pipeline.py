@@ -239,3 +239,67 @@ def test_cli_reports_bad_input_in_one_line(tmp_path: Path, args: list[str], mess
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and message in errors[0], result.stderr[-1500:]
     assert "Traceback" not in result.stderr
+
+
+def test_babel_pickles_prepare_on_first_use_and_train_with_alpha_3(tmp_path: Path) -> None:
+    """`python train.py dataset=babel2 model.alpha=3` on BABEL subset pickles: the DataModule
+    prepares them from dataset.raw_dir, and alpha=3 gives a 3K-code first level."""
+    from _raw_fixtures import babel_sequence, write_babel
+
+    raw = tmp_path / "raw"
+    labels = [[0] * 40 + [1] * 30 + [4] * 20, [3] * 50 + [2] * 45, [4] * 60 + [1] * 10]
+    write_babel(
+        raw / "train_split2.pkl",
+        ["a", "b"],
+        [babel_sequence(90, 0), babel_sequence(95, 1)],
+        labels[:2],
+    )
+    write_babel(raw / "val_split2.pkl", ["c"], [babel_sequence(70, 2)], labels[2:])
+    cfg = compose_config(
+        "train",
+        [
+            "dataset=babel2",
+            "model.alpha=3",
+            f"dataset.raw_dir={raw}",
+            f"paths.data_dir={tmp_path / 'data'}",
+            f"paths.output_dir={tmp_path / 'run'}",
+            "dataset.batch_size=2",
+            "model.encoder.hidden_channels=8",
+            "model.latent_dim=4",
+            "model.decoder.temporal.hidden=16",
+            "trainer.max_epochs=1",
+            "trainer.enable_progress_bar=false",
+            "callbacks.segmentation_evaluation.plots=false",
+        ],
+    )
+    metrics = train_and_evaluate(cfg)
+    prepared = tmp_path / "data" / "babel2"
+    # sequence c is 86 % 'none' and is dropped; a and b remain, in millimetres
+    assert sorted(p.stem for p in (prepared / "features").glob("*.npy")) == ["a", "b"]
+    assert metrics["num_sequences"] == 2 and metrics["num_frames"] == 185
+    state = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", weights_only=False)
+    k = len({0, 1, 4, 3, 2})  # labels present in the kept sequences
+    assert state["state_dict"]["quantizer.codebooks.0.codes"].shape[0] == 3 * k
+    assert state["state_dict"]["quantizer.codebooks.1.codes"].shape[0] == k
+
+
+def test_bf16_mixed_precision_keeps_the_quantizer_in_float32(tiny_train_config) -> None:
+    """trainer.precision=bf16-mixed (CPU autocast here, CUDA on GPUs): encoder and decoders
+    run in bf16, codebooks, distances and EMA statistics stay float32."""
+    cfg = tiny_train_config("bf16", "trainer.precision=bf16-mixed")
+    metrics = train_and_evaluate(cfg)
+    assert metrics is not None and 0 <= metrics["global"]["mof"] <= 100
+    state = torch.load(Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt", weights_only=False)
+    books = {k: v for k, v in state["state_dict"].items() if k.startswith("quantizer.codebooks")}
+    assert books and all(v.dtype == torch.float32 for v in books.values())
+    from histvq.models.patching import patchify
+
+    model = build_model(cfg.model, SPEC).train()
+    features = torch.randn(2, 3, 12, 5, 1)
+    mask = torch.ones(2, 12, dtype=torch.bool)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        tokens = model.encoder(features, mask)
+        patches = patchify(tokens, mask, 6)
+        out = model.quantizer(patches.values, patches.frame_mask, patches.valid)
+    assert tokens.dtype == torch.bfloat16
+    assert out.quantized[0].dtype == torch.float32 and out.statistics.sums[0].dtype == torch.float32

@@ -74,7 +74,8 @@ class DilatedResidualLayer(nn.Module):
 
     def forward(self, x: Tensor, mask: Tensor) -> Tensor:
         out = self.conv_1x1(F.relu(self.conv_dilated(x)))
-        return (x + self.dropout(out)) * mask
+        out = x + self.dropout(out)
+        return out * mask.to(out.dtype)
 
 
 class TCNStage(nn.Module):
@@ -91,10 +92,14 @@ class TCNStage(nn.Module):
         self.conv_out = nn.Conv1d(hidden, out_channels, 1)
 
     def forward(self, x: Tensor, mask: Tensor) -> Tensor:
-        h = self.conv_in(x) * mask
+        """Masked so padding stays zero; the mask follows the activations' dtype (a float32
+        mask would promote bf16 activations under autocast)."""
+        h = self.conv_in(x)
+        h = h * mask.to(h.dtype)
         for layer in self.layers:
             h = layer(h, mask)
-        return self.conv_out(h) * mask
+        out = self.conv_out(h)
+        return out * mask.to(out.dtype)
 
 
 class MultiStageTCN(nn.Module):
