@@ -12,6 +12,8 @@ from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from omegaconf import DictConfig
 
+from histvq.data.datamodules import DataSpec
+
 ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "conf"
 SHARED_DATA = ROOT.parent / "shared" / "data"
@@ -31,6 +33,14 @@ TINY = (
     "trainer.enable_model_summary=false",
     "callbacks.segmentation_evaluation.max_sequence_plots=2",
 )
+
+
+def data_spec(num_classes: int = 4, patch_size: int = 6, num_joints: int = 5) -> DataSpec:
+    """A small (C=3, V, M=1) data description for building models without data."""
+    return DataSpec(
+        num_channels=3, num_joints=num_joints, num_persons=1, num_classes=num_classes,
+        patch_size=patch_size, label_names={i: f"a{i}" for i in range(num_classes)},
+    )  # fmt: skip
 
 
 def compose_config(name: str, overrides: Sequence[str] = ()) -> DictConfig:

@@ -203,7 +203,9 @@ def test_dead_codes_are_reseeded_only_under_the_threshold() -> None:
         )
         q.codebooks[0].set_codes(torch.tensor([[[0.0]], [[100.0]]]), torch.tensor([4.0, 4.0]))
         values = torch.tensor([[[[1.0]], [[2.0]], [[3.0]], [[-1.0]]]])
-        out = q.train()(values, torch.ones(1, 4, 1, dtype=torch.bool), torch.ones(1, 4, dtype=torch.bool))
+        out = q.train()(
+            values, torch.ones(1, 4, 1, dtype=torch.bool), torch.ones(1, 4, dtype=torch.bool)
+        )
         q.update(out.statistics)
         return q.codebooks[0]
 
@@ -226,7 +228,9 @@ def test_reseed_draws_depend_only_on_seed_and_step() -> None:
         q = HierarchicalQuantizer(num_classes=4, patch_size=2, dim=3, levels=2, seed=seed)
         x = torch.randn(2, 5, 2, 3)
         torch.manual_seed(999)  # the global RNG must not matter
-        out = q.train()(x, torch.ones(2, 5, 2, dtype=torch.bool), torch.ones(2, 5, dtype=torch.bool))
+        out = q.train()(
+            x, torch.ones(2, 5, 2, dtype=torch.bool), torch.ones(2, 5, dtype=torch.bool)
+        )
         q.update(out.statistics)
         return torch.cat([b.codes.flatten() for b in q.codebooks])
 
@@ -289,16 +293,20 @@ def test_decoders_shapes() -> None:
 
 
 def _tiny_model(budget: int | None):
-    from conftest import compose_config
-    from histvq.data.datamodules import DataSpec
+    from conftest import compose_config, data_spec
+
     from histvq.models import build_model
 
-    cfg = compose_config("train", ["model.encoder.hidden_channels=8", "model.latent_dim=4",
-                                   f"model.micro_batch_joint_frames={budget or 'null'}"])
-    spec = DataSpec(num_channels=3, num_joints=5, num_persons=1, num_classes=3, patch_size=4,
-                    label_names={0: "a", 1: "b", 2: "c"})
+    cfg = compose_config(
+        "train",
+        [
+            "model.encoder.hidden_channels=8",
+            "model.latent_dim=4",
+            f"model.micro_batch_joint_frames={budget or 'null'}",
+        ],
+    )
     torch.manual_seed(0)
-    model = build_model(cfg.model, spec)
+    model = build_model(cfg.model, data_spec(num_classes=3, patch_size=4))
     model.eval()  # no dropout, so both runs see the same network
     model.quantizer.train()
     return model
@@ -325,12 +333,20 @@ def test_micro_batching_gives_the_whole_batch_gradient_and_codebook_update() -> 
     results = []
     for budget in (None, 60):  # 60 joint-frames: micro-batches of one or two sequences
         model = _tiny_model(budget)
-        calls = []
-        logged, stats = model.accumulate_batch(batch, lambda loss, last: (calls.append(last), loss.backward()))
+        calls: list[bool] = []
+
+        def backward(loss: torch.Tensor, last: bool, calls: list[bool] = calls) -> None:
+            calls.append(last)
+            loss.backward()
+
+        logged, stats = model.accumulate_batch(batch, backward)
         grads = {k: p.grad.clone() for k, p in model.named_parameters() if p.grad is not None}
         model.quantizer.update(stats)
         results.append((calls, logged, stats, grads, model.quantizer.state_dict()))
-    (calls_a, logged_a, stats_a, grads_a, state_a), (calls_b, logged_b, stats_b, grads_b, state_b) = results
+    (
+        (calls_a, logged_a, stats_a, grads_a, state_a),
+        (calls_b, logged_b, stats_b, grads_b, state_b),
+    ) = results
     assert calls_a == [True] and len(calls_b) > 1 and calls_b[-1] and not any(calls_b[:-1])
     for key in logged_a:
         torch.testing.assert_close(logged_a[key], logged_b[key], rtol=1e-5, atol=1e-6)

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import CONF, TINY, compose_config, run_script
+from conftest import CONF, TINY, compose_config, data_spec, run_script
 from omegaconf import OmegaConf
 
-from histvq.data.datamodules import DataSpec, LayoutDataModule
+from histvq.data.datamodules import LayoutDataModule
 from histvq.errors import ConfigError
 from histvq.evaluation import format_metrics_table
 from histvq.metrics import METRIC_KEYS
@@ -21,14 +21,7 @@ DATASETS = sorted(p.stem for p in (CONF / "dataset").glob("*.yaml"))
 MODELS = sorted(p.stem for p in (CONF / "model").glob("*.yaml"))
 TRAINERS = sorted(p.stem for p in (CONF / "trainer").glob("*.yaml"))
 LOGGERS = sorted(p.stem for p in (CONF / "logger").glob("*.yaml"))
-SPEC = DataSpec(
-    num_channels=3,
-    num_joints=5,
-    num_persons=1,
-    num_classes=4,
-    patch_size=6,
-    label_names={i: f"a{i}" for i in range(4)},
-)
+SPEC = data_spec()
 
 
 @pytest.mark.parametrize("dataset", DATASETS)

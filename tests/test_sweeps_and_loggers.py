@@ -6,25 +6,18 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, TINY, compose_config, run_script
+from conftest import ROOT, TINY, compose_config, data_spec, run_script
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-from histvq.data.datamodules import DataSpec, LayoutDataModule
+from histvq.data.datamodules import LayoutDataModule
 from histvq.loggers import _hydra_context, wandb_logger
 from histvq.models import build_model
 
 SWEEPS = sorted(p.stem for p in (ROOT / "sweeps").glob("*.yaml"))
-SPEC = DataSpec(
-    num_channels=3,
-    num_joints=4,
-    num_persons=1,
-    num_classes=3,
-    patch_size=5,
-    label_names={0: "a", 1: "b", 2: "c"},
-)
+SPEC = data_spec(num_classes=3, patch_size=5, num_joints=4)
 
 
 def sweep_jobs(name: str, extra: list[str] = ()) -> list[list[str]]:

@@ -140,20 +140,27 @@ class LayoutDataModule(L.LightningDataModule):
         self._check_shape()
         negative = [k for k in self.layout.mapping if k < 0]
         if negative:
-            raise LayoutError(f"{self.path}/mapping/mapping.txt: label ids must be >= 0, got {negative}")
+            raise LayoutError(
+                f"{self.path}/mapping/mapping.txt: label ids must be >= 0, got {negative}"
+            )
         groups = self._groups([s.name for s in self.layout.sequences])
         self.dataset = SequenceDataset(self.layout.sequences, groups)
         log.info(
             "dataset %s: %d sequences, %d frames, (C, V, M) = %s, K = %d",
-            self.name, len(self.dataset), self.layout.num_frames, self.layout.shape,
+            self.name,
+            len(self.dataset),
+            self.layout.num_frames,
+            self.layout.shape,
             self.spec.num_classes,
         )
 
     def _check_shape(self) -> None:
         assert self.layout is not None
         c, v, _ = self.layout.shape
-        for key, expected, found in (("num_channels", self.expected_channels, c),
-                                     ("num_joints", self.expected_joints, v)):
+        for key, expected, found in (
+            ("num_channels", self.expected_channels, c),
+            ("num_joints", self.expected_joints, v),
+        ):
             if expected is not None and expected != found:
                 raise LayoutError(
                     f"{self.path}: dataset.{key} is {expected} but the prepared arrays have "
@@ -190,8 +197,13 @@ class LayoutDataModule(L.LightningDataModule):
         present = self.layout.present_label_ids()
         k = self.num_classes_override or len(present)
         return DataSpec(
-            num_channels=c, num_joints=v, num_persons=m, num_classes=int(k),
-            patch_size=self.patch_size, label_names=dict(self.layout.mapping), fps=self.fps,
+            num_channels=c,
+            num_joints=v,
+            num_persons=m,
+            num_classes=int(k),
+            patch_size=self.patch_size,
+            label_names=dict(self.layout.mapping),
+            fps=self.fps,
         )
 
     @property
@@ -215,20 +227,27 @@ class LayoutDataModule(L.LightningDataModule):
         assert self.dataset is not None, "setup() first"
         replicas, rank = self._replicas()
         sampler = LengthBucketBatchSampler(
-            self.dataset.lengths, self.batch_size, bucket=self.bucket_by_length,
-            seed=self.seed, num_replicas=replicas, rank=rank,
+            self.dataset.lengths,
+            self.batch_size,
+            bucket=self.bucket_by_length,
+            seed=self.seed,
+            num_replicas=replicas,
+            rank=rank,
         )
         return self._loader(sampler)
 
     def predict_dataloader(self) -> DataLoader:
         return self.eval_dataloader()
 
-    def eval_dataloader(self, num_replicas: int | None = None, rank: int | None = None) -> DataLoader:
+    def eval_dataloader(
+        self, num_replicas: int | None = None, rank: int | None = None
+    ) -> DataLoader:
         """Every sequence once over all processes (no padding copies), sorted by length."""
         assert self.dataset is not None, "setup() first"
         default_replicas, default_rank = self._replicas()
         sampler = ShardedEvalBatchSampler(
-            self.dataset.lengths, self.eval_batch_size,
+            self.dataset.lengths,
+            self.eval_batch_size,
             num_replicas=num_replicas or default_replicas,
             rank=default_rank if rank is None else rank,
         )
@@ -263,17 +282,6 @@ class SyntheticDataModule(LayoutDataModule):
         except TypeError as error:
             raise ConfigError(f"dataset.generator: {error}") from None
         ensure_synthetic_dataset(Path(self.data_dir).expanduser(), self.name, spec)
-
-    def _check_shape(self) -> None:
-        assert self.layout is not None
-        c, v, _ = self.layout.shape
-        for key, expected, found in (("num_channels", self.expected_channels, c),
-                                     ("num_joints", self.expected_joints, v)):
-            if expected is not None and expected != found:
-                raise LayoutError(
-                    f"{self.path}: dataset.{key} is {expected} but the prepared arrays have "
-                    f"{found} (C, T, V, M = {self.layout.sequences[0].features.shape})"
-                )
 
     def prepare_data_if_missing(self) -> None:
         self.prepare_data()
@@ -311,7 +319,10 @@ class RawDataModule(LayoutDataModule):
         from histvq.prepare import prepare_dataset
 
         summary = prepare_dataset(
-            self.kind, self.raw_inputs(), Path(self.data_dir).expanduser(), name=self.name,
+            self.kind,
+            self.raw_inputs(),
+            Path(self.data_dir).expanduser(),
+            name=self.name,
             **self.prepare_options,
         )
         log.info("prepared %s", summary)
