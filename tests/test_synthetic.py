@@ -29,11 +29,13 @@ SMALL = SyntheticSpec(num_sequences=3, seed=7)
 
 # 0-based NTU joints used below.
 SPINE_BASE, NECK, HEAD, SPINE_SHOULDER = 0, 2, 3, 20
-L_SHOULDER, L_WRIST, L_HAND, R_SHOULDER, R_WRIST, R_HAND = 4, 6, 7, 8, 10, 11
+L_SHOULDER, L_ELBOW, L_WRIST, L_HAND = 4, 5, 6, 7
+R_SHOULDER, R_ELBOW, R_WRIST, R_HAND = 8, 9, 10, 11
 L_HIP, L_KNEE, L_ANKLE, R_HIP, R_KNEE, R_ANKLE = 12, 13, 14, 16, 17, 18
-RIGHT_ARM = [8, 9, 10, 11, 23, 24]
-LEFT_SIDE = [4, 5, 6, 7, 12, 13, 14, 15, 21, 22]
-RIGHT_SIDE = [8, 9, 10, 11, 16, 17, 18, 19, 23, 24]
+HANDS = [L_HAND, R_HAND]
+# Both sides without the hands, which meet behind the head at rest.
+LEFT_SIDE = [4, 5, 12, 13, 14, 15]
+RIGHT_SIDE = [8, 9, 16, 17, 18, 19]
 
 
 @pytest.fixture(scope="module")
@@ -262,31 +264,95 @@ def test_skeleton_is_anatomical_and_root_centred(dataset) -> None:
     assert max(heights) / min(heights) > 1.15
 
 
-def test_actions_have_their_signature_motion(dataset) -> None:
+def joint_speed(data, action: str, joints: list[int]) -> float:
+    """Mean displacement (mm per frame) of ``joints`` during ``action``."""
+    frames = core_frames(data, action)[:, :, joints]
+    return float(np.linalg.norm(np.diff(frames, axis=1), axis=0).mean())
+
+
+def test_actions_differ_in_motion(dataset) -> None:
+    """Each action moves its own joints: measured speeds in mm/frame in the comments."""
+    ankles = {a: joint_speed(dataset, a, [L_ANKLE, R_ANKLE]) for a in SYNTHETIC_ACTIONS}
+    assert ankles["run"] > 1.4 * ankles["walk"] > 3 * ankles["idle"]  # 65, 43, 10
+    for calm in ("wave", "squat", "idle"):
+        assert ankles[calm] < 0.5 * ankles["jump"] < 0.5 * ankles["walk"]  # 9-10 < 13 < 22
+    # wave moves the right hand only (54 vs 9); jump swings both hands fastest (54)
+    assert joint_speed(dataset, "wave", [R_HAND]) > 4 * joint_speed(dataset, "wave", [L_HAND])
+    hands = {a: joint_speed(dataset, a, HANDS) for a in SYNTHETIC_ACTIONS}
+    assert max(hands, key=hands.get) == "jump"
+    # idle is the stillest overall: sensor noise and sway only (10 vs >= 16)
+    everything = {a: joint_speed(dataset, a, list(range(25))) for a in SYNTHETIC_ACTIONS}
+    assert min(everything, key=everything.get) == "idle"
+    assert all(everything[a] > 1.4 * everything["idle"] for a in SYNTHETIC_ACTIONS if a != "idle")
+
     root_y = {a: core_frames(dataset, a)[1, :, SPINE_BASE] for a in SYNTHETIC_ACTIONS}
-    assert root_y["jump"].max() > 150  # airborne
-    assert np.percentile(root_y["squat"], 10) < -350  # deep
+    assert root_y["jump"].max() > 150  # airborne (max 188)
+    assert np.percentile(root_y["squat"], 10) < -350  # deep (-519) ...
+    assert root_y["squat"].max() < -200  # ... and staying low between the pulses (-231)
     for calm in ("idle", "wave"):
         assert np.abs(root_y[calm]).max() < 60
 
-    def ankle_speed(action: str) -> float:
-        frames = core_frames(dataset, action)[:, :, [L_ANKLE, R_ANKLE]]
-        return float(np.linalg.norm(np.diff(frames, axis=1), axis=0).mean())
 
-    assert ankle_speed("run") > 1.5 * ankle_speed("walk") > 3 * ankle_speed("idle")
-
-    wave = core_frames(dataset, "wave")
-    assert (wave[1, :, R_HAND] > wave[1, :, R_SHOULDER]).mean() > 0.95
-    assert (wave[1, :, L_HAND] < wave[1, :, L_SHOULDER]).all()
+def flexion(frames: np.ndarray, a: int, b: int, c: int) -> np.ndarray:
+    """Flexion angle (deg, 0 = straight) at joint b of the chain a-b-c, per frame."""
+    u = frames[:, :, a] - frames[:, :, b]
+    v = frames[:, :, c] - frames[:, :, b]
+    cos = (u * v).sum(axis=0) / np.linalg.norm(u, axis=0) / np.linalg.norm(v, axis=0)
+    return 180.0 - np.degrees(np.arccos(np.clip(cos, -1.0, 1.0)))
 
 
-def test_idle_and_wave_differ_only_in_the_right_arm(dataset) -> None:
-    idle = core_frames(dataset, "idle").mean(axis=1)  # (C, V)
-    wave = core_frames(dataset, "wave").mean(axis=1)
-    gap = np.linalg.norm(idle - wave, axis=0)
-    others = [j for j in range(25) if j not in RIGHT_ARM]
-    assert gap[RIGHT_ARM[1:]].min() > 150 and gap[R_HAND] > 500  # elbow to fingers
-    assert gap[others].max() < 60  # the right shoulder included
+def test_actions_have_their_characteristic_posture(dataset) -> None:
+    """Posture, not only motion, tells the actions apart (measured values in the comments)."""
+    f = {a: core_frames(dataset, a) for a in SYNTHETIC_ACTIONS}  # (C, N, V)
+
+    def share(action: str, condition: np.ndarray) -> float:
+        return float(condition.mean())
+
+    def y(action: str, joint: int | list[int]) -> np.ndarray:
+        return f[action][1, :, joint]
+
+    def z(action: str, joint: int | list[int]) -> np.ndarray:
+        return f[action][2, :, joint]
+
+    # walk: upright, arms hanging (hands below the hips), elbows nearly straight (17 deg)
+    assert share("walk", (y("walk", HANDS) < y("walk", [SPINE_BASE])).all(axis=0)) > 0.99
+    assert flexion(f["walk"], L_SHOULDER, L_ELBOW, L_WRIST).mean() < 30
+    # run: leaned forward (shoulders 139 mm ahead of the root), elbows bent (95), knees bent
+    assert (z("run", SPINE_SHOULDER) - z("run", SPINE_BASE)).mean() > 80
+    for chain in [(L_SHOULDER, L_ELBOW, L_WRIST), (R_SHOULDER, R_ELBOW, R_WRIST)]:
+        assert 80 < flexion(f["run"], *chain).mean() < 110
+    assert flexion(f["run"], L_HIP, L_KNEE, L_ANKLE).mean() > 50  # 72; walk 22
+    # jump: both hands above the head, always
+    assert share("jump", (y("jump", HANDS) > y("jump", [HEAD])).all(axis=0)) > 0.99
+    # wave: the right hand above the head, the left one hanging below the shoulder
+    assert share("wave", y("wave", R_HAND) > y("wave", HEAD)) > 0.95
+    assert (y("wave", L_HAND) < y("wave", L_SHOULDER)).all()
+    # squat: hands held forward, far in front of the chest
+    assert (
+        share("squat", (z("squat", HANDS) > z("squat", [SPINE_SHOULDER]) + 300).all(axis=0)) > 0.99
+    )
+    # idle: hands clasped behind the head (above the shoulders, behind the head), elbows bent
+    behind = (z("idle", HANDS) < z("idle", [HEAD])) & (y("idle", HANDS) > y("idle", [NECK]))
+    assert share("idle", behind.all(axis=0)) > 0.95
+    assert flexion(f["idle"], R_SHOULDER, R_ELBOW, R_WRIST).mean() > 120  # 144
+
+
+def test_within_action_variation_is_small_next_to_posture_differences(dataset) -> None:
+    """Frame-wise separability, what SMQ / HiST-VQ need: every action's frames stay closer to
+    their own mean pose than the other actions' mean poses are (RMS distance over 75 values).
+
+    Measured ratios within / nearest other mean: walk 0.57, run 0.56, jump 0.48, wave 0.24,
+    squat 0.30, idle 0.20 (the previous, motion-driven design: walk 2.53, run 1.62, jump
+    2.51, squat 0.61, idle 0.76)."""
+    frames = {
+        a: core_frames(dataset, a).transpose(1, 0, 2).reshape(-1, 75).astype(np.float64)
+        for a in SYNTHETIC_ACTIONS
+    }
+    means = {a: x.mean(axis=0) for a, x in frames.items()}
+    for action, x in frames.items():
+        within = np.sqrt(((x - means[action]) ** 2).sum(axis=1).mean())
+        nearest = min(np.linalg.norm(means[action] - means[b]) for b in means if b != action)
+        assert within < 0.65 * nearest, (action, within, nearest)
 
 
 def test_transitions_are_smooth(dataset) -> None:
@@ -309,37 +375,32 @@ def test_transitions_are_smooth(dataset) -> None:
     assert np.median(abrupt_switch) > 2 * np.percentile(abrupt_inside, 99)
 
 
-def test_one_second_patches_cluster_into_actions(dataset) -> None:
-    """Learnability without the model: k-means on 1 s patch statistics recovers the actions.
+def test_raw_one_second_patches_cluster_into_actions(dataset) -> None:
+    """Learnability without the model, in the model's own terms: k-means on raw 1 s patches.
 
-    Per patch, the mean and standard deviation of every joint coordinate; K = number of
-    actions; Hungarian matching over all frames (global MoF). Measured: 90.8 (patch-majority
-    oracle 95.2). Single frames (pose only, no motion) reach only ~61: the actions need the
-    temporal context of a patch, as in the real datasets.
+    Each patch is its 30 frames x 75 coordinates flattened (so matched frame by frame, as in
+    SMQ / HiST-VQ), z-scored per value; K = number of actions; the restart with the lowest
+    distortion is kept (not the best-scoring one); each frame takes its patch's cluster and
+    clusters are matched to labels by the Hungarian algorithm (global MoF). Measured: 94.4
+    (generator seeds 1 and 2: 94.8, 93.6); the previous, motion-driven design reached 53.
     """
     k = len(SYNTHETIC_ACTIONS)
     ids = {a: i for i, a in enumerate(SYNTHETIC_ACTIONS)}
-    patch_features, patch_counts, truth, frames = [], [], [], []
+    patches, patch_counts, truth = [], [], []
     for _, features, labels in dataset:
         x = features[..., 0].transpose(1, 2, 0).reshape(features.shape[1], -1)  # (T, V*C)
         n = -(-x.shape[0] // PATCH)
         padded = np.concatenate([x, np.repeat(x[-1:], n * PATCH - x.shape[0], axis=0)])
-        patches = padded.reshape(n, PATCH, -1)
-        patch_features.append(np.concatenate([patches.mean(1), patches.std(1)], axis=1))
+        patches.append(padded.reshape(n, -1))
         patch_counts.append((n, x.shape[0]))
         truth.append(np.array([ids[a] for a in labels]))
-        frames.append(x)
-    truth_all = np.concatenate(truth)
+    points = np.concatenate(patches).astype(np.float64)
+    points = (points - points.mean(axis=0)) / points.std(axis=0)
 
-    assign = best_kmeans(np.concatenate(patch_features).astype(np.float64), k, restarts=30)
+    assign = best_kmeans(points, k, restarts=10)
     pred, offset = [], 0
     for n, t in patch_counts:
         pred.append(np.repeat(assign[offset : offset + n], PATCH)[:t])
         offset += n
-    patch_mof = hungarian_accuracy(np.concatenate(pred), truth_all, k)
-    assert patch_mof >= 88.0, patch_mof
-
-    frame_assign = best_kmeans(np.concatenate(frames).astype(np.float64), k, restarts=3)
-    frame_mof = hungarian_accuracy(frame_assign, truth_all, k)
-    assert frame_mof < 75.0, frame_mof
-    assert patch_mof > frame_mof + 15
+    mof = hungarian_accuracy(np.concatenate(pred), np.concatenate(truth), k)
+    assert mof >= 85.0, mof

@@ -2,15 +2,24 @@
 
 histvq must train out of the box, with no download, so the default dataset is generated on
 first use from a seed. Each sequence is one person performing 3-10 actions in a row (walk,
-run, jump, wave, squat, idle), each lasting 1-8 s at 30 fps, with smooth 0.4 s transitions.
+run, jump, wave, squat, idle), each lasting 1-8 s at 30 fps, with smooth 0.7 s transitions.
 Poses are produced by forward kinematics from a bone-length template, driven by parametric
 joint-angle patterns, so the data look like (simplified) human motion rather than noise.
 
 Every sequence varies in body size and proportions, tempo, facing direction, sensor noise and
 slow postural drift, and every action instance in amplitude, frequency and phase: a model must
-learn what a motion *is*, not memorise one trajectory. The actions are built to differ in
-which joints move, how much, how fast and at what height within a 1 s window, which is what
-the patch-level clustering of SMQ / HiST-VQ can pick up; idle and wave differ only in the arm.
+learn what a motion *is*, not memorise one trajectory.
+
+Like real actions, each one has a characteristic posture as well as its motion: walk is
+upright with the arms hanging and swinging; run leans forward on bent knees, elbows bent and
+pumping; jump is a series of rebound jumps with both arms raised; wave raises the right arm
+above the head; squat stays low with the arms held forward; idle stands still with the hands
+clasped behind the head. Motion within an action is kept moderate next to these posture
+differences because SMQ / HiST-VQ compare 1 s patches frame by frame: two patches of one
+action at different phases of its cycle (left leg forward, right leg forward) must stay closer
+than patches of two actions. The postures differ mostly in joint *heights* (and forward
+positions), not only left-right: the learned per-joint latents of HiST-VQ turn out to be
+dominated by one mostly vertical direction of each joint's position.
 
 Coordinates are millimetres, NTU RGB+D joint order, channels (x, y, z) = (the person's left,
 up, forward). Like the root-centred BABEL subsets, the spine base stays at x = z = 0; the
@@ -45,7 +54,7 @@ log = logging.getLogger(__name__)
 SYNTHETIC_ACTIONS: tuple[str, ...] = ("walk", "run", "jump", "wave", "squat", "idle")
 """Label names; the mapping file gives them ids 0..n-1 in this order."""
 
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 7
 """Bump whenever the generated data change for an unchanged spec (invalidates cached folders)."""
 
 GENERATOR_FILE = "generator.json"
@@ -76,8 +85,11 @@ class SyntheticSpec:
     """Standard deviation of a sequence's per-coordinate Gaussian jitter, in millimetres."""
     max_yaw_degrees: float = 8.0
     """A sequence faces a direction drawn uniformly within +-this angle about the vertical."""
-    blend_seconds: float = 0.4
-    """Duration of the smooth transition between consecutive actions (label switches midway)."""
+    blend_seconds: float = 0.7
+    """Duration of the smooth transition between consecutive actions (label switches midway).
+
+    Long enough that changing posture (say from a deep squat to standing with the hands behind
+    the head) is no faster than the fastest motion within an action."""
 
     def __post_init__(self) -> None:
         def fail(message: str) -> None:
@@ -231,111 +243,124 @@ def _set(q: np.ndarray, **values: np.ndarray | float) -> None:
 
 
 def _walk(t: np.ndarray, rng: np.random.Generator, speed: float) -> np.ndarray:
+    """Upright walking in place: alternating leg swing, relaxed arms hanging and swinging."""
     q, a = _rest(t), rng.uniform(0.85, 1.15)
     phi = _cycle(t, rng, speed, period=1.1)
     s = np.sin(phi)
     _set(
         q,
-        r_hip_flex=4 + 24 * a * s,
-        l_hip_flex=4 - 24 * a * s,
-        r_knee=6 + 55 * a * _peak(phi + 0.2 * np.pi, 2),
-        l_knee=6 + 55 * a * _peak(phi + 1.2 * np.pi, 2),
+        r_hip_flex=4 + 16 * a * s,
+        l_hip_flex=4 - 16 * a * s,
+        r_knee=6 + 42 * a * _peak(phi + 0.2 * np.pi, 2),
+        l_knee=6 + 42 * a * _peak(phi + 1.2 * np.pi, 2),
         r_ankle=6 * np.sin(phi + 0.5),
         l_ankle=6 * np.sin(phi + np.pi + 0.5),
-        r_sh_flex=4 - 20 * a * s,
-        l_sh_flex=4 + 20 * a * s,
-        r_elbow=18 + 10 * a * np.maximum(-s, 0),
-        l_elbow=18 + 10 * a * np.maximum(s, 0),
-        pelvis_yaw=6 * a * s,
+        r_sh_flex=2 - 14 * a * s,
+        l_sh_flex=2 + 14 * a * s,
+        r_elbow=14 + 8 * a * np.maximum(-s, 0),
+        l_elbow=14 + 8 * a * np.maximum(s, 0),
+        pelvis_yaw=5 * a * s,
         trunk_yaw=-3 * a * s,
         trunk_roll=2 * np.cos(phi),
-        trunk_pitch=4 + 1.5 * np.cos(2 * phi),
+        trunk_pitch=2 + 1.5 * np.cos(2 * phi),
     )
     return q
 
 
 def _run(t: np.ndarray, rng: np.random.Generator, speed: float) -> np.ndarray:
+    """Running in place: trunk leaned forward, knees bent and high, elbows bent and pumping."""
     q, a = _rest(t), rng.uniform(0.85, 1.15)
     phi = _cycle(t, rng, speed, period=0.7)
     s = np.sin(phi)
     _set(
         q,
-        r_hip_flex=10 + 32 * a * s,
-        l_hip_flex=10 - 32 * a * s,
-        r_knee=20 + 85 * a * _peak(phi + 0.25 * np.pi, 2),
-        l_knee=20 + 85 * a * _peak(phi + 1.25 * np.pi, 2),
+        r_hip_flex=30 + 18 * a * s,
+        l_hip_flex=30 - 18 * a * s,
+        r_knee=55 + 45 * a * _peak(phi + 0.25 * np.pi, 2),
+        l_knee=55 + 45 * a * _peak(phi + 1.25 * np.pi, 2),
         r_ankle=10 * np.sin(phi + 0.8),
         l_ankle=10 * np.sin(phi + np.pi + 0.8),
-        r_sh_flex=12 - 38 * a * s,
-        l_sh_flex=12 + 38 * a * s,
-        r_sh_abd=12.0,
-        l_sh_abd=12.0,
-        r_elbow=85 + 12 * s,
-        l_elbow=85 - 12 * s,
-        pelvis_yaw=9 * a * s,
+        r_sh_flex=15 - 16 * a * s,
+        l_sh_flex=15 + 16 * a * s,
+        r_sh_abd=14.0,
+        l_sh_abd=14.0,
+        r_sh_twist=-15.0,
+        l_sh_twist=-15.0,
+        r_elbow=95 + 8 * s,
+        l_elbow=95 - 8 * s,
+        pelvis_yaw=8 * a * s,
         trunk_yaw=-6 * a * s,
-        trunk_pitch=11 + 2 * np.cos(2 * phi),
-        neck_pitch=-6.0,
-        air=45 * a * _peak(2 * phi - 0.5 * np.pi, 3),
+        trunk_pitch=rng.uniform(15, 19) + 2 * np.cos(2 * phi),
+        neck_pitch=-10.0,
+        air=40 * a * _peak(2 * phi - 0.5 * np.pi, 3),
     )
     return q
 
 
 def _jump(t: np.ndarray, rng: np.random.Generator, speed: float) -> np.ndarray:
-    """Repeated countermovement jumps: crouch with arms back, take off, fly, land softly."""
+    """Rebound jumps reaching up with both arms (as in cheering or a volleyball block).
+
+    A short crouch on each landing, a flight of about 0.4 s; the arms stay raised and stretch
+    further up in the air.
+    """
     q, a = _rest(t), rng.uniform(0.85, 1.15)
-    phase = _cycle(t, rng, speed, period=1.4) / _TAU
-    load = _bump(phase, 0.2, 0.2)
-    crouch = load + 0.6 * _bump(phase, 0.86, 0.11)
-    flight_x = np.clip((np.mod(phase, 1.0) - 0.4) / 0.35, 0.0, 1.0)
+    phase = np.mod(_cycle(t, rng, speed, period=0.8) / _TAU, 1.0)
+    crouch = _bump(phase, 0.2, 0.2)
+    flight_x = np.clip((phase - 0.45) / 0.5, 0.0, 1.0)
     flight = 4 * flight_x * (1 - flight_x)
-    arms = 8 - 35 * load + 105 * a * _bump(phase, 0.52, 0.32)
-    knees = 5 + 85 * a * crouch + 25 * np.sin(np.pi * flight_x)
-    hips = 5 + 70 * a * crouch + 10 * flight
+    arms = rng.uniform(135, 150) - 25 * crouch + 20 * flight
+    knees = 10 + 40 * a * crouch + 12 * np.sin(np.pi * flight_x)
+    hips = 8 + 30 * a * crouch + 6 * flight
     _set(
         q,
         r_hip_flex=hips,
         l_hip_flex=hips,
         r_knee=knees,
         l_knee=knees,
-        r_ankle=20 * crouch - 25 * flight,
-        l_ankle=20 * crouch - 25 * flight,
-        trunk_pitch=4 + 32 * a * crouch,
+        r_ankle=12 * crouch - 25 * flight,
+        l_ankle=12 * crouch - 25 * flight,
+        trunk_pitch=4 + 12 * a * crouch,
+        neck_pitch=-8.0,
         r_sh_flex=arms,
         l_sh_flex=arms,
-        r_elbow=15 + 15 * crouch,
-        l_elbow=15 + 15 * crouch,
-        air=220 * a * flight,
+        r_sh_abd=-20.0,
+        l_sh_abd=-20.0,
+        r_elbow=30 + 20 * crouch - 15 * flight,
+        l_elbow=30 + 20 * crouch - 15 * flight,
+        air=110 * a * flight,
     )
     return q
 
 
 def _squat(t: np.ndarray, rng: np.random.Generator, speed: float) -> np.ndarray:
-    q, a = _rest(t), rng.uniform(0.85, 1.1)
-    phi = _cycle(t, rng, speed, period=1.35)
-    depth = a * (0.15 + 0.85 * (1 - np.cos(phi)) / 2)
-    arms = 8 + 75 * depth
+    """Squat pulses: the body stays low, bobbing near full depth, arms held forward."""
+    q, a = _rest(t), rng.uniform(0.92, 1.05)
+    phi = _cycle(t, rng, speed, period=1.3)
+    depth = a * (0.7 + 0.3 * (1 - np.cos(phi)) / 2)
+    arms = rng.uniform(80, 95) + 5 * depth
     _set(
         q,
         r_hip_flex=5 + 95 * depth,
         l_hip_flex=5 + 95 * depth,
         r_knee=5 + 115 * depth,
         l_knee=5 + 115 * depth,
-        r_hip_abd=3 + 10 * depth,
-        l_hip_abd=3 + 10 * depth,
+        r_hip_abd=5 + 12 * depth,
+        l_hip_abd=5 + 12 * depth,
         r_ankle=20 * depth,
         l_ankle=20 * depth,
         trunk_pitch=4 + 35 * depth,
-        neck_pitch=-20 * depth,
+        neck_pitch=-25 * depth,
         r_sh_flex=arms,
         l_sh_flex=arms,
-        r_elbow=12 + 10 * depth,
-        l_elbow=12 + 10 * depth,
+        r_sh_abd=5.0,
+        l_sh_abd=5.0,
+        r_elbow=12.0,
+        l_elbow=12.0,
     )
     return q
 
 
-def _idle_body(t: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+def _standing(t: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Standing still: slow weight shifts, breathing and a little head motion."""
     q = _rest(t)
     sway = _TAU * rng.uniform(0.15, 0.3) * t + rng.uniform(0.0, _TAU)
@@ -354,18 +379,37 @@ def _idle_body(t: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 
 def _idle(t: np.ndarray, rng: np.random.Generator, speed: float) -> np.ndarray:
-    return _idle_body(t, rng)
+    """Standing at rest, nearly still, hands clasped behind the head and elbows out.
+
+    (Arms crossed in front of the chest would be the other common rest pose, but at the
+    height of running's pumping hands it is hard to tell from running frame by frame.)
+    """
+    q = _standing(t, rng)
+    breath = 3 * np.sin(_TAU * rng.uniform(0.2, 0.3) * t + rng.uniform(0.0, _TAU))
+    _set(
+        q,
+        l_sh_flex=rng.uniform(-15, -5),
+        r_sh_flex=rng.uniform(-15, -5),
+        l_sh_abd=rng.uniform(120, 130) + breath,
+        r_sh_abd=rng.uniform(120, 130) + breath,
+        l_sh_twist=100.0,
+        r_sh_twist=100.0,
+        l_elbow=rng.uniform(140, 148),
+        r_elbow=rng.uniform(140, 148),
+    )
+    return q
 
 
 def _wave(t: np.ndarray, rng: np.random.Generator, speed: float) -> np.ndarray:
-    q, a = _idle_body(t, rng), rng.uniform(0.85, 1.15)
+    """Standing, the right arm raised above the head waving side to side, the left arm down."""
+    q, a = _standing(t, rng), rng.uniform(0.85, 1.15)
     phi = _TAU * speed * rng.uniform(1.7, 2.3) * t + rng.uniform(0.0, _TAU)
     _set(
         q,
-        r_sh_abd=rng.uniform(85, 115) + 5 * np.sin(phi - 0.6),
-        r_sh_flex=rng.uniform(5, 25),
+        r_sh_abd=rng.uniform(130, 145) + 5 * np.sin(phi - 0.6),
+        r_sh_flex=rng.uniform(5, 20),
         r_sh_twist=85.0,
-        r_elbow=55 + 32 * a * np.sin(phi),
+        r_elbow=40 + 28 * a * np.sin(phi),
     )
     q[:, _P["trunk_roll"]] -= 3.0
     return q
