@@ -11,6 +11,7 @@ log = logging.getLogger(__name__)
 
 _M_TRIM_THRESHOLD = -1
 _M_MMAP_MAX = -4
+_M_ARENA_MAX = -8
 _applied = False
 
 
@@ -21,7 +22,9 @@ def keep_cpu_memory_in_process() -> bool:
     default glibc serves those with fresh mmap()s, so every step pays page faults for
     zeroed memory again (measured: more system than user time, about 3.5x slower steps).
     Serving them from the heap and not trimming it keeps the memory mapped between steps.
-    Linux/glibc only; returns whether the setting was applied.
+    The number of heaps (arenas) is capped at two, because every compute thread's arena
+    would otherwise keep its own high-water mark (measured: 3.4 -> 1.7 GB peak RSS on
+    HuGaDB batches). Linux/glibc only; returns whether the setting was applied.
     """
     global _applied
     if _applied:
@@ -33,7 +36,10 @@ def keep_cpu_memory_in_process() -> bool:
         return False
     try:
         libc = ctypes.CDLL(name)
-        ok = bool(libc.mallopt(_M_MMAP_MAX, 0)) and bool(libc.mallopt(_M_TRIM_THRESHOLD, 2**30))
+        ok = all(
+            bool(libc.mallopt(option, value))
+            for option, value in ((_M_MMAP_MAX, 0), (_M_TRIM_THRESHOLD, 2**30), (_M_ARENA_MAX, 2))
+        )
     except (OSError, AttributeError):
         return False
     _applied = ok

@@ -50,7 +50,7 @@ def test_training_benchmark_runs_variants_in_workers(tmp_path: Path) -> None:
         assert r["steps"] == 2 and r["train_fps"] > 0 and r["infer_fps"] > 0
         assert r["peak_rss_gb"] >= r["rss_before_training_gb"] > 0
         assert r["padding"] >= 1.0
-    # the naive distance formula computes the same training run
-    ours, naive = variants["ours"]["final_loss"], variants["broadcast_distances"]["final_loss"]
-    assert abs(naive - ours) < 1e-3 * abs(ours)
+    for r in variants.values():
+        assert r["distance_check"]["assignment_agreement"] >= 0.999
+        assert r["distance_check"]["max_relative_difference"] < 1e-4
     assert "ours' train speed x" in result.stdout

@@ -374,3 +374,30 @@ def test_byte_dropout_is_unbiased_and_its_gradient_matches_its_mask() -> None:
     # p rounds to a multiple of 1/256 and the scale keeps the expectation at x
     d = ByteDropout(0.3)
     assert d.threshold == 77 and d.scale == pytest.approx(256 / 179)
+
+
+def test_activation_checkpointing_gives_the_same_gradients_with_dropout() -> None:
+    x = torch.randn(2, 3, 40, 5, 1)
+    mask = torch.ones(2, 40, dtype=torch.bool)
+    mask[1, 25:] = False
+    grads = []
+    for checkpointing in (False, True):
+        torch.manual_seed(0)
+        encoder = JointTCNEncoder(
+            in_channels=3, latent_dim=4, hidden_channels=8, activation_checkpointing=checkpointing
+        ).train()
+        torch.manual_seed(1)  # same dropout masks in both runs (replayed when recomputing)
+        encoder(x, mask).pow(2).sum().backward()
+        grads.append({k: p.grad.clone() for k, p in encoder.named_parameters()})
+    for key in grads[0]:
+        torch.testing.assert_close(grads[0][key], grads[1][key], msg=key)
+
+
+def test_micro_batched_segmentation_gives_the_same_codes() -> None:
+    lengths = torch.tensor([17, 9, 12, 5])
+    features = torch.randn(4, 3, 20, 5, 1, generator=torch.Generator().manual_seed(4)) * 50
+    mask = torch.arange(20)[None, :] < lengths[:, None]
+    whole, split = _tiny_model(None).eval(), _tiny_model(40).eval()
+    codes_whole, codes_split = whole.segment(features, mask), split.segment(features, mask)
+    for a, b in zip(codes_whole, codes_split, strict=True):
+        assert torch.equal(a[mask], b[mask])

@@ -10,8 +10,11 @@ overhead. Each variant runs in a fresh worker process so its peak memory is its 
 - ``broadcast_distances``: patch distances through the (N, K, P, E) difference tensor;
 - ``whole_batch``: no micro-batching (the whole batch through the network at once).
 
-``broadcast_distances`` must reach the same loss as ``ours``, as it computes the same
-training run (same batches, same random draws); the run stops otherwise.
+Each worker also checks, on its trained model and real latents, that the matmul distances
+agree with the direct formula and pick the same codes (reported, and the run stops when
+fewer than 99.9 % of the assignments agree). Final losses of the variants are not compared:
+at initialisation the codes are nearly equidistant from every patch, so rounding alone
+changes early assignments and the runs drift apart.
 
 Without data options it benchmarks the setting of the SMQ reference figures: ``model=smq``
 on every 10th of the 364 sorted HuGaDB v1 ``various`` recordings (37 files, 100,052
@@ -46,11 +49,7 @@ VARIANTS: dict[str, list[str]] = {
     "broadcast_distances": [],
     "whole_batch": ["model.micro_batch_joint_frames=null"],
 }
-# Variants that compute the same training run as ``ours``, random draws included. (Without
-# micro-batches the dropout masks are drawn in other shapes, so ``whole_batch`` is the same
-# computation only in distribution; tests/test_model_parts.py checks it exactly without
-# dropout.)
-SAME_LOSS_AS_OURS = {"broadcast_distances"}
+MIN_ASSIGNMENT_AGREEMENT = 0.999
 # Measured with the SMQ reference code on a 2-core CPU (design notes, section 7): training on
 # the 37-file HuGaDB v1 set, batch 8, patch 60.
 SMQ_REFERENCE = {"train_fps": 700.0, "peak_rss_gb": 9.0}
@@ -99,7 +98,7 @@ def run(args: argparse.Namespace) -> int:
         }
         print(f"[benchmark] {variant} ...", file=sys.stderr, flush=True)
         results[variant] = _run_worker(spec)
-        _check_same_loss(variant, results)
+        _check_distances(variant, results[variant])
     report = {
         "setting": setting,
         "overrides": overrides,
@@ -230,6 +229,7 @@ def _worker(spec: dict[str, Any]) -> dict[str, Any]:
             infer_frames += int(batch["lengths"].sum())
     _sync(device)
     infer_seconds = time.perf_counter() - start
+    distance_check = _distance_check(model, datamodule, device)
     out = {
         "train_fps": frames / train_seconds,
         "train_seconds": train_seconds,
@@ -241,11 +241,35 @@ def _worker(spec: dict[str, Any]) -> dict[str, Any]:
         "rss_before_training_gb": rss_before,
         "final_loss": loss,
         "device": str(device),
+        "distance_check": distance_check,
     }
     if device.type == "cuda":
         out["peak_gpu_memory_gb"] = torch.cuda.max_memory_allocated() / 1e9
         out["gpu"] = torch.cuda.get_device_name()
     return out
+
+
+def _distance_check(model: Any, datamodule: Any, device: Any) -> dict[str, float]:
+    """Matmul vs direct (broadcast, float64) patch distances to the bottom codebook on the
+    trained model's latents of the first evaluation batch."""
+    import torch
+
+    from histvq.models.patching import patchify
+    from histvq.models.quantizers import direct_patch_distances, patch_distances
+
+    batch = next(iter(datamodule.eval_dataloader()))
+    with torch.no_grad():
+        mask = batch["mask"].to(device)
+        tokens = model.encoder(batch["features"].to(device), mask)
+        patches = patchify(tokens, mask, model.patch_size)
+        x = patches.values.flatten(0, 1)[patches.valid.flatten()].float()
+        book = model.quantizer.codebooks[0]
+        fast = patch_distances(x, book.codes, book.distance)
+        exact = direct_patch_distances(x.double(), book.codes.double(), book.distance)
+    relative = ((fast.double() - exact).abs() / exact.clamp_min(1e-12)).max()
+    agreement = (fast.argmin(1) == exact.argmin(1)).double().mean()
+    return {"max_relative_difference": float(relative), "assignment_agreement": float(agreement),
+            "patches": int(x.shape[0])}  # fmt: skip
 
 
 def _peak_rss_gb() -> float:
@@ -259,14 +283,12 @@ def _sync(device: Any) -> None:
         torch.cuda.synchronize()
 
 
-def _check_same_loss(variant: str, results: dict[str, dict[str, Any]]) -> None:
-    if variant not in SAME_LOSS_AS_OURS:
-        return
-    ours, other = results["ours"]["final_loss"], results[variant]["final_loss"]
-    if abs(ours - other) > 1e-3 * max(1.0, abs(ours)):
+def _check_distances(variant: str, result: dict[str, Any]) -> None:
+    agreement = result["distance_check"]["assignment_agreement"]
+    if agreement < MIN_ASSIGNMENT_AGREEMENT:
         raise HistvqError(
-            f"benchmark: variant {variant} reached loss {other:.6g}, ours {ours:.6g}; they "
-            f"compute the same thing, so this is a bug"
+            f"benchmark ({variant}): matmul and direct patch distances pick the same code for "
+            f"only {100 * agreement:.2f} % of the patches"
         )
 
 
@@ -309,6 +331,12 @@ def format_report(report: dict[str, Any]) -> str:
         "overrides: " + " ".join(report["overrides"]),
     ]
     lines += ["  ".join(c.rjust(w) for c, w in zip(row, widths, strict=True)) for row in rows]
+    check = ours["distance_check"]
+    lines.append(
+        f"matmul vs direct patch distances on {check['patches']} trained patches: max relative "
+        f"difference {check['max_relative_difference']:.1e}, same code for "
+        f"{100 * check['assignment_agreement']:.2f} %"
+    )
     reference = report.get("smq_reference")
     if reference:
         lines.append(

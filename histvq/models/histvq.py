@@ -75,6 +75,15 @@ def micro_batches(
     return [torch.tensor(g, device=lengths.device) for g in groups]
 
 
+def micro_batch_frames(lengths: Tensor, patch_size: int, limit: int) -> int:
+    """Frames a micro-batch is cut to: its longest sequence rounded up to a coarse grid of
+    16 patches (capped at the batch's padded length). Few distinct shapes let the
+    allocator reuse freed buffers instead of fragmenting memory; the extra frames are
+    padding, which the masks keep out of every result."""
+    grid = 16 * patch_size
+    return min(limit, -(-int(lengths.max()) // grid) * grid)
+
+
 def select_levels(streams: list[Tensor], which: str) -> list[Tensor]:
     """The quantized stream(s) a decoder reads: ``first``, ``top`` or ``both``."""
     if which == "first":
@@ -225,7 +234,7 @@ class HiSTVQ(L.LightningModule):
         logged: dict[str, Tensor] = {}
         statistics: CodebookStatistics | None = None
         for number, rows in enumerate(groups):
-            frames = int(-(-int(lengths[rows].max()) // self.patch_size) * self.patch_size)
+            frames = micro_batch_frames(lengths[rows], self.patch_size, features.shape[2])
             sub_features, sub_mask = features[rows, :, :frames], mask[rows, :frames]
             output = self(sub_features, sub_mask)
             terms = self.loss_terms(sub_features, sub_mask, output)
@@ -271,10 +280,19 @@ class HiSTVQ(L.LightningModule):
 
     @torch.no_grad()
     def segment(self, features: Tensor, mask: Tensor) -> list[Tensor]:
-        """Per level (bottom first), the (N, T) frame codes; no decoding."""
-        output = self(features, mask, decode=False)
+        """Per level (bottom first), the (N, T) frame codes; no decoding. Long batches run in
+        micro-batches (``micro_batch_joint_frames``), which gives the same codes."""
         t = features.shape[2]
-        return [output.frame_codes(t, level) for level in range(len(output.quantizer.indices))]
+        lengths = mask.sum(dim=1)
+        joints = features.shape[3] * features.shape[4]
+        codes = [features.new_full((features.shape[0], t), -1, dtype=torch.long)
+                 for _ in range(self.quantizer.levels)]  # fmt: skip
+        for rows in micro_batches(lengths, self.patch_size, joints, self.micro_batch_joint_frames):
+            frames = micro_batch_frames(lengths[rows], self.patch_size, t)
+            output = self(features[rows, :, :frames], mask[rows, :frames], decode=False)
+            for level, level_codes in enumerate(codes):
+                level_codes[rows, :frames] = output.frame_codes(frames, level)
+        return codes
 
     def predict_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, Any]:
         codes = self.segment(batch["features"], batch["mask"])[-1]
