@@ -296,3 +296,31 @@ def test_bf16_mixed_precision_keeps_the_quantizer_in_float32(tiny_train_config) 
         out = model.quantizer(patches.values, patches.frame_mask, patches.valid)
     assert tokens.dtype == torch.bfloat16
     assert out.quantized[0].dtype == torch.float32 and out.statistics.sums[0].dtype == torch.float32
+
+
+def test_periodic_evaluation_logs_metrics_every_n_epochs(tiny_train_config) -> None:
+    cfg = tiny_train_config(
+        "periodic", "trainer.max_epochs=3", "callbacks.segmentation_evaluation.every_n_epochs=1"
+    )
+    train_and_evaluate(cfg)
+    import csv
+
+    rows = list(csv.DictReader((Path(cfg.paths.output_dir) / "csv" / "metrics.csv").open()))
+    evaluated = sorted({int(r["epoch"]) for r in rows if r.get("eval/global/mof") and r["epoch"]})
+    assert evaluated == [0, 1]  # after epochs 1 and 2; the final evaluation follows training
+    final = [r for r in rows if r.get("eval/local/f1@50") and not r.get("epoch")]
+    assert final, "the final evaluation is logged too"
+
+
+def test_wandb_runs_are_finished_and_failed_jobs_marked_failed(
+    tiny_train_config, monkeypatch
+) -> None:
+    import wandb
+
+    exit_codes: list[int] = []
+    monkeypatch.setattr(wandb, "run", object())
+    monkeypatch.setattr(wandb, "finish", lambda exit_code=0: exit_codes.append(exit_code))
+    train_and_evaluate(tiny_train_config("ok", "trainer.max_epochs=1"))
+    with pytest.raises(ConfigError):
+        train_and_evaluate(tiny_train_config("bad", "model.distance=cosine"))
+    assert exit_codes == [0, 1]
