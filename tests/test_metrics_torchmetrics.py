@@ -174,7 +174,6 @@ def _ddp_worker(rank: int, world: int, port: int, shards: list[list[int]], queue
         dist.destroy_process_group()
 
 
-@pytest.mark.slow  # ~12 s: two spawned processes
 @pytest.mark.ddp
 def test_ddp_gather_with_uneven_and_empty_ranks():
     preds, gts, groups = make_dataset(7)
