@@ -199,6 +199,20 @@ def test_exclude_corrupted_skips_the_readme_list_for_any_version(tmp_path: Path)
     ]
 
 
+def test_pattern_selects_the_multi_activity_recordings(tmp_path: Path) -> None:
+    raw = tmp_path / "raw"
+    for stem in ("HuGaDB_v1_various_01_00", "HuGaDB_v1_walking_01_00", "HuGaDB_v1_various_02_01"):
+        write_hugadb(raw / f"{stem}.txt", hugadb_values(3), [1, 1, 2])
+    summary = prepare_dataset(
+        "hugadb", raw, tmp_path / "out", pattern="HuGaDB_v*_various_*.txt", progress=False
+    )
+    names = sorted(s.name for s in read_layout(summary.path).sequences)
+    assert names == ["HuGaDB_v1_various_01_00", "HuGaDB_v1_various_02_01"]
+    assert summary.skipped == [
+        ("HuGaDB_v1_walking_01_00.txt", "not a HuGaDB_v*_various_*.txt recording")
+    ]
+
+
 def test_corrupted_list_matches_the_readme_table() -> None:
     keys = hugadb.CORRUPTED_GYRO_RECORDINGS
     assert len(keys) == 465
