@@ -16,6 +16,9 @@ from omegaconf import DictConfig
 
 from histvq.errors import run_reporting_errors
 from histvq.pipeline import evaluate_checkpoint
+from histvq.runtime import quiet_third_party_notices
+
+quiet_third_party_notices()
 
 
 @hydra.main(config_path="conf", config_name="evaluate", version_base="1.3")

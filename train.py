@@ -17,6 +17,9 @@ from omegaconf import DictConfig
 
 from histvq.errors import run_reporting_errors
 from histvq.pipeline import train_and_evaluate
+from histvq.runtime import quiet_third_party_notices
+
+quiet_third_party_notices()
 
 
 @hydra.main(config_path="conf", config_name="train", version_base="1.3")

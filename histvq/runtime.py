@@ -6,6 +6,7 @@ import ctypes
 import ctypes.util
 import logging
 import sys
+import warnings
 
 log = logging.getLogger(__name__)
 
@@ -46,3 +47,20 @@ def keep_cpu_memory_in_process() -> bool:
     if ok:
         log.debug("glibc: mmap allocations off, heap trimming above 1 GiB")
     return ok
+
+
+class _DropMessages(logging.Filter):
+    def __init__(self, *fragments: str):
+        super().__init__()
+        self.fragments = fragments
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        return not any(fragment in message for fragment in self.fragments)
+
+
+def quiet_third_party_notices() -> None:
+    """Hide two library notices that every run would print and no user can act on: a
+    deprecation inside Lightning's own pytree helper, and Lightning's advertising tip."""
+    warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated")
+    logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(_DropMessages("litlogger"))

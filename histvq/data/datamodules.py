@@ -273,8 +273,12 @@ class SyntheticDataModule(LayoutDataModule):
     def __init__(self, *args: Any, generator: dict[str, Any] | None = None, **kwargs: Any):
         super().__init__(*args, **kwargs)
         self.generator_settings = dict(generator or {})
+        self._ensured = False
 
     def prepare_data(self) -> None:
+        """Generate the data, or check that the folder matches the settings (once)."""
+        if self._ensured:
+            return
         from histvq.data.synthetic import SyntheticSpec, ensure_synthetic_dataset
 
         try:
@@ -282,6 +286,7 @@ class SyntheticDataModule(LayoutDataModule):
         except TypeError as error:
             raise ConfigError(f"dataset.generator: {error}") from None
         ensure_synthetic_dataset(Path(self.data_dir).expanduser(), self.name, spec)
+        self._ensured = True
 
     def prepare_data_if_missing(self) -> None:
         self.prepare_data()
