@@ -109,7 +109,8 @@ class HiSTVQ(L.LightningModule):
             network at once; a larger training batch is split into micro-batches of whole
             sequences whose gradients add up to exactly the batch's gradient, and the
             codebooks are updated once from the whole batch's statistics. Bounds memory on
-            long sequences without changing the result. None: never split.
+            long sequences; only the dropout masks are drawn per micro-batch. None: never
+            split.
     """
 
     def __init__(
