@@ -20,7 +20,7 @@ from torch.utils.data import DataLoader
 
 from histvq.data.dataset import PadCollate, SequenceDataset
 from histvq.data.layout import LayoutDataset, dataset_dir, read_layout
-from histvq.data.sampler import LengthBucketBatchSampler, ShardedEvalBatchSampler
+from histvq.data.sampler import TrainBatchSampler, ShardedEvalBatchSampler
 from histvq.errors import ConfigError, LayoutError
 
 log = logging.getLogger(__name__)
@@ -66,7 +66,8 @@ class LayoutDataModule(L.LightningDataModule):
         batch_size: training sequences per batch (per process under DDP).
         eval_batch_size: sequences per prediction batch (default: ``batch_size``).
         num_classes: K, the top codebook size; default the number of distinct labels present.
-        bucket_by_length: group similar lengths in training batches (less padding).
+        bucket_by_length: group similar lengths in training batches (less padding, faster);
+            False (the reference): random batches, reshuffled every epoch.
         ignore_labels: label names left out of the metrics (e.g. a background class).
         group_regex: regex whose first group, applied to sequence names, gives the activity
             group used by the JSD metric (default: one group).
@@ -87,7 +88,7 @@ class LayoutDataModule(L.LightningDataModule):
         batch_size: int = 8,
         eval_batch_size: int | None = None,
         num_classes: int | None = None,
-        bucket_by_length: bool = True,
+        bucket_by_length: bool = False,
         ignore_labels: Sequence[str] = (),
         group_regex: str | None = None,
         fps: float | None = None,
@@ -226,7 +227,7 @@ class LayoutDataModule(L.LightningDataModule):
     def train_dataloader(self) -> DataLoader:
         assert self.dataset is not None, "setup() first"
         replicas, rank = self._replicas()
-        sampler = LengthBucketBatchSampler(
+        sampler = TrainBatchSampler(
             self.dataset.lengths,
             self.batch_size,
             bucket=self.bucket_by_length,
