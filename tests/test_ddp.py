@@ -12,7 +12,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 from conftest import TINY, compose_config, run_script
 
-from histvq.data.sampler import LengthBucketBatchSampler, ShardedEvalBatchSampler
+from histvq.data.sampler import ShardedEvalBatchSampler, TrainBatchSampler
 from histvq.models.quantizers import HierarchicalQuantizer
 from histvq.pipeline import evaluate_checkpoint, train_and_evaluate
 
@@ -40,41 +40,51 @@ def _batches() -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
     return batches
 
 
-def _quantizer() -> HierarchicalQuantizer:
+def _quantizer(update: str) -> HierarchicalQuantizer:
     torch.manual_seed(0)
     return HierarchicalQuantizer(
-        num_classes=3, patch_size=3, dim=5, levels=2, alpha=2, dead_code_thresholds=[3, 1], seed=7
-    ).train()
+        num_classes=3, patch_size=3, dim=5, levels=2, alpha=2, dead_code_thresholds=[3, 1],
+        seed=7, update=update,
+    ).train()  # fmt: skip
+
+
+def _step(q: HierarchicalQuantizer, values, frame_mask, valid) -> dict[str, torch.Tensor]:
+    """One training step of the quantizer in either update order; returns its usage."""
+    out = q(values, frame_mask, valid)
+    return out.usage if out.statistics is None else q.update(out.statistics)
 
 
 def _state(q: HierarchicalQuantizer) -> dict[str, torch.Tensor]:
     return {k: v.clone() for k, v in q.state_dict().items()}
 
 
-def _ddp_worker(rank: int, world: int, port: int, out: str) -> None:
+def _ddp_worker(rank: int, world: int, port: int, out: str, update: str) -> None:
     dist.init_process_group(
         "gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world
     )
-    q = _quantizer()
+    q = _quantizer(update)
     dead = 0.0
     for values, frame_mask, valid in _batches():
         half = slice(2 * rank, 2 * rank + 2)
-        stats = q.update(q(values[half], frame_mask[half], valid[half]).statistics)
-        dead += stats["level1/dead_codes"] + stats["level2/dead_codes"]
+        stats = _step(q, values[half], frame_mask[half], valid[half])
+        dead += float(stats["level1/dead_codes"] + stats["level2/dead_codes"])
     torch.save({"state": _state(q), "dead": dead}, f"{out}/rank{rank}.pt")
     dist.destroy_process_group()
 
 
 @pytest.mark.ddp
-def test_codebooks_identical_across_ranks_and_equal_to_one_process(tmp_path: Path) -> None:
-    mp.spawn(_ddp_worker, args=(2, _free_port(), str(tmp_path)), nprocs=2, join=True)
+@pytest.mark.parametrize("update", ["before_output", "after_backward"])
+def test_codebooks_identical_across_ranks_and_equal_to_one_process(
+    tmp_path: Path, update: str
+) -> None:
+    mp.spawn(_ddp_worker, args=(2, _free_port(), str(tmp_path), update), nprocs=2, join=True)
     ranks = [torch.load(tmp_path / f"rank{r}.pt") for r in range(2)]
     assert ranks[0]["dead"] > 0, "the scenario must exercise dead-code re-seeding"
     for key, value in ranks[0]["state"].items():
         assert torch.equal(value, ranks[1]["state"][key]), key
-    single = _quantizer()
+    single = _quantizer(update)
     for values, frame_mask, valid in _batches():
-        single.update(single(values, frame_mask, valid).statistics)
+        _step(single, values, frame_mask, valid)
     for key, value in _state(single).items():
         torch.testing.assert_close(ranks[0]["state"][key], value, rtol=1e-5, atol=1e-5, msg=key)
 
@@ -86,7 +96,7 @@ def test_bucket_sampler_covers_every_sequence_each_epoch(replicas: int, bucket: 
         int(x) for x in torch.randint(50, 500, (23,), generator=torch.Generator().manual_seed(1))
     ]
     samplers = [
-        LengthBucketBatchSampler(lengths, 4, bucket=bucket, seed=3, num_replicas=replicas, rank=r)
+        TrainBatchSampler(lengths, 4, bucket=bucket, seed=3, num_replicas=replicas, rank=r)
         for r in range(replicas)
     ]
     orders = []
@@ -102,10 +112,10 @@ def test_bucket_sampler_covers_every_sequence_each_epoch(replicas: int, bucket: 
         assert len(seen) - len(lengths) < 4 * replicas
         orders.append([tuple(b) for batches in per_rank for b in batches])
     assert orders[0] != orders[1]  # reshuffled per epoch
-    s0 = LengthBucketBatchSampler(lengths, 4, bucket=bucket, seed=3, num_replicas=replicas)
+    s0 = TrainBatchSampler(lengths, 4, bucket=bucket, seed=3, num_replicas=replicas)
     assert [tuple(b) for b in s0] == [
         tuple(b)
-        for b in LengthBucketBatchSampler(lengths, 4, bucket=bucket, seed=3, num_replicas=replicas)
+        for b in TrainBatchSampler(lengths, 4, bucket=bucket, seed=3, num_replicas=replicas)
     ]
 
 
@@ -118,7 +128,7 @@ def test_bucketing_reduces_padding() -> None:
     def padded(bucket: bool) -> int:
         return sum(
             len(b) * max(lengths[i] for i in b)
-            for b in LengthBucketBatchSampler(lengths, 8, bucket=bucket, seed=0)
+            for b in TrainBatchSampler(lengths, 8, bucket=bucket, seed=0)
         )
 
     assert padded(True) < 0.75 * padded(False)

@@ -148,17 +148,29 @@ def test_ema_update_matches_hand_computed_values() -> None:
 
 
 def test_laplace_smoothing_of_counts() -> None:
-    book = EMACodebook(num_codes=2, patch_size=1, dim=1, decay=0.0, dead_threshold=0, eps=0.5)
+    book = EMACodebook(
+        num_codes=2, patch_size=1, dim=1, decay=0.0, dead_threshold=0, eps=0.5, smoothing="total"
+    )
     book.ema_update(torch.tensor([3.0, 0.0]), torch.tensor([[[6.0]], [[0.0]]]))
     # smoothed = (n + eps) / (sum + K eps) * sum = [3.5/4*3, 0.5/4*3]
     torch.testing.assert_close(book.codes.flatten(), torch.tensor([6.0 / (3.5 / 4 * 3), 0.0]))
 
 
+def test_reference_per_code_smoothing_and_zero_counts() -> None:
+    book = EMACodebook(num_codes=2, patch_size=1, dim=1, decay=0.0, dead_threshold=0, eps=0.5)
+    assert book.smoothing == "per_code"  # the reference's default
+    book.set_codes(torch.tensor([[[1.0]], [[7.0]]]), torch.ones(2))
+    book.ema_update(torch.tensor([3.0, 0.0]), torch.tensor([[[6.0]], [[0.0]]]))
+    # smoothed_k = n_k (n_k + eps) / (n_k + K eps): 3 * 3.5 / 4; a zero count keeps its code
+    torch.testing.assert_close(book.codes.flatten(), torch.tensor([6.0 / (3 * 3.5 / 4), 7.0]))
+
+
 def test_quantizer_step_updates_codebook_like_the_formula() -> None:
     torch.manual_seed(0)
     q = HierarchicalQuantizer(
-        num_classes=2, patch_size=2, dim=1, levels=1, decay=0.5, dead_code_thresholds=[0.0], eps=0.0
-    )
+        num_classes=2, patch_size=2, dim=1, levels=1, decay=0.5, dead_code_thresholds=[0.0],
+        eps=0.0, update="after_backward",
+    )  # fmt: skip
     q.codebooks[0].set_codes(torch.tensor([[[0.0], [0.0]], [[10.0], [10.0]]]), torch.ones(2))
     values = torch.tensor([[[[1.0], [1.0]], [[9.0], [11.0]], [[2.0], [0.0]]]])  # (1, 3, 2, 1)
     valid = torch.ones(1, 3, dtype=torch.bool)
@@ -166,6 +178,8 @@ def test_quantizer_step_updates_codebook_like_the_formula() -> None:
     assert out.indices[0].tolist() == [[0, 1, 0]]
     book = q.codebooks[0]
     assert torch.equal(book.counts, torch.ones(2))  # forward never updates
+    # output and commitment target: the codes before the step
+    assert out.quantized[0][0, :, :, 0].tolist() == [[0.0, 0.0], [10.0, 10.0], [0.0, 0.0]]
     q.update(out.statistics)
     torch.testing.assert_close(book.counts, torch.tensor([1.5, 1.0]))
     # code 0: (0.5*0*1 + 0.5*(1+2, 1+0)) / 1.5 ; code 1: (0.5*10 + 0.5*(9, 11)) / 1.0
@@ -173,6 +187,60 @@ def test_quantizer_step_updates_codebook_like_the_formula() -> None:
     torch.testing.assert_close(book.codes[1].flatten(), torch.tensor([9.5, 10.5]))
     # eval mode gives no statistics to update with
     assert q.eval()(values, torch.ones(1, 3, 2, dtype=torch.bool), valid).statistics is None
+
+
+def test_reference_update_happens_before_the_output() -> None:
+    q = HierarchicalQuantizer(
+        num_classes=2, patch_size=2, dim=1, levels=1, decay=0.5, dead_code_thresholds=[0.0],
+        eps=0.0,
+    )  # fmt: skip
+    assert q.update_mode == "before_output"  # the reference's order is the default
+    q.codebooks[0].set_codes(torch.tensor([[[0.0], [0.0]], [[10.0], [10.0]]]), torch.ones(2))
+    values = torch.tensor([[[[1.0], [1.0]], [[9.0], [11.0]], [[2.0], [0.0]]]], requires_grad=True)
+    out = q.train()(
+        values, torch.ones(1, 3, 2, dtype=torch.bool), torch.ones(1, 3, dtype=torch.bool)
+    )
+    # codes assigned with the old codebook, then the same EMA step as above ...
+    assert out.indices[0].tolist() == [[0, 1, 0]]
+    torch.testing.assert_close(q.codebooks[0].counts, torch.tensor([1.5, 1.0]))
+    new0, new1 = [1.0, 1.0 / 3.0], [9.5, 10.5]
+    # ... and the output and the commitment target are the updated codes
+    torch.testing.assert_close(out.quantized[0][0, :, :, 0], torch.tensor([new0, new1, new0]))
+    expected = (
+        sum(
+            (a - b) ** 2
+            for row, code in (([1.0, 1.0], new0), ([9.0, 11.0], new1), ([2.0, 0.0], new0))
+            for a, b in zip(row, code, strict=True)
+        )
+        / 6
+    )
+    assert out.commitment[0].item() == pytest.approx(expected)
+    assert out.statistics is None and out.usage is not None
+    assert out.usage["level1/used_codes"].item() == 2.0
+    # straight-through: the output's gradient reaches the input unchanged
+    out.quantized[0].sum().backward()
+    assert torch.equal(values.grad, torch.ones_like(values))
+
+
+def test_reference_update_of_the_second_level_uses_the_updated_first_level() -> None:
+    q = HierarchicalQuantizer(
+        num_classes=1, patch_size=1, dim=1, levels=2, alpha=2, decay=0.5,
+        dead_code_thresholds=[0.0, 0.0], eps=0.0,
+    )  # fmt: skip
+    q.codebooks[0].set_codes(torch.tensor([[[0.0]], [[10.0]]]), torch.ones(2))
+    q.codebooks[1].set_codes(torch.tensor([[[4.0]]]), torch.ones(1))
+    values = torch.tensor([[[[9.0]], [[1.0]], [[11.0]]]])
+    out = q.train()(
+        values, torch.ones(1, 3, 1, dtype=torch.bool), torch.ones(1, 3, dtype=torch.bool)
+    )
+    # level 1: codes (0.5*0 + 0.5*1)/1 = 0.5 and (0.5*10 + 0.5*20)/1.5 = 10
+    torch.testing.assert_close(q.codebooks[0].codes.flatten(), torch.tensor([0.5, 10.0]))
+    # level 2 sees the updated level-1 codes: count 0.5*1 + 0.5*3, sum 0.5*4 + 0.5*(10+0.5+10)
+    torch.testing.assert_close(q.codebooks[1].codes.flatten(), torch.tensor([(2.0 + 10.25) / 2.0]))
+    assert out.quantized[0].flatten().tolist() == [10.0, 0.5, 10.0]
+    assert out.commitment[1].item() == pytest.approx(
+        ((10 - 6.125) ** 2 * 2 + (0.5 - 6.125) ** 2) / 3
+    )
 
 
 def test_second_level_quantizes_the_first_level_code() -> None:
@@ -191,22 +259,20 @@ def test_second_level_quantizes_the_first_level_code() -> None:
     assert out.quantized[1].flatten().tolist() == [4.0, 4.0]
 
 
-def test_dead_codes_are_reseeded_only_under_the_threshold() -> None:
+@pytest.mark.parametrize("update", ["before_output", "after_backward"])
+def test_dead_codes_are_reseeded_only_under_the_threshold(update: str) -> None:
     def run(threshold: float) -> EMACodebook:
         q = HierarchicalQuantizer(
-            num_classes=2,
-            patch_size=1,
-            dim=1,
-            levels=1,
-            decay=0.5,
-            dead_code_thresholds=[threshold],
-        )
+            num_classes=2, patch_size=1, dim=1, levels=1, decay=0.5,
+            dead_code_thresholds=[threshold], update=update,
+        )  # fmt: skip
         q.codebooks[0].set_codes(torch.tensor([[[0.0]], [[100.0]]]), torch.tensor([4.0, 4.0]))
         values = torch.tensor([[[[1.0]], [[2.0]], [[3.0]], [[-1.0]]]])
         out = q.train()(
             values, torch.ones(1, 4, 1, dtype=torch.bool), torch.ones(1, 4, dtype=torch.bool)
         )
-        q.update(out.statistics)
+        if update == "after_backward":
+            q.update(out.statistics)
         return q.codebooks[0]
 
     # code 1 receives nothing: its count decays to 0.5*4 = 2
@@ -217,25 +283,37 @@ def test_dead_codes_are_reseeded_only_under_the_threshold() -> None:
     assert reseeded.counts[1].item() == pytest.approx(3.0)
     # After the EMA step the codebook is [0.625, 100]; the candidates 1, 2, 3, -1 lie at
     # 0.375, 1.375, 2.375, 1.625 from it, median 1.5, so the closest half is {1, 2}. Three
-    # samples are needed, so the pool is cycled: the new code is (2a + b) / 3.
-    assert reseeded.codes[1].item() in (pytest.approx(4 / 3), pytest.approx(5 / 3))
+    # samples are needed, more than the pool holds, so the pool is cycled in order (as the
+    # reference): the new code is (1 + 2 + 1) / 3.
+    assert reseeded.codes[1].item() == pytest.approx(4 / 3)
     assert reseeded.sums[1].item() == pytest.approx(3 * reseeded.codes[1].item())
 
 
+def test_reseed_draws_a_permutation_of_the_pool_when_it_is_large_enough() -> None:
+    book = EMACodebook(num_codes=3, patch_size=1, dim=1, decay=0.5, dead_threshold=2.0)
+    book.set_codes(torch.tensor([[[0.0]], [[50.0]], [[100.0]]]), torch.tensor([9.0, 9.0, 0.5]))
+    candidates = torch.arange(10, dtype=torch.float32).reshape(10, 1, 1)  # pool: 0..4 (closest)
+    book.reseed(torch.tensor([2]), candidates, torch.Generator().manual_seed(42))
+    order = torch.randperm(5, generator=torch.Generator().manual_seed(42))[:2]
+    assert book.codes[2].item() == pytest.approx(order.float().mean().item())
+
+
 def test_reseed_draws_depend_only_on_seed_and_step() -> None:
-    def codes(seed: int) -> torch.Tensor:
+    def codes(seed: int, reseed_seed: int | None) -> torch.Tensor:
         torch.manual_seed(123)
-        q = HierarchicalQuantizer(num_classes=4, patch_size=2, dim=3, levels=2, seed=seed)
-        x = torch.randn(2, 5, 2, 3)
-        torch.manual_seed(999)  # the global RNG must not matter
-        out = q.train()(
-            x, torch.ones(2, 5, 2, dtype=torch.bool), torch.ones(2, 5, dtype=torch.bool)
+        q = HierarchicalQuantizer(
+            num_classes=4, patch_size=2, dim=3, levels=2, seed=seed, reseed_seed=reseed_seed
         )
-        q.update(out.statistics)
+        x = torch.randn(4, 30, 2, 3)  # pools larger than the samples needed: random draws
+        torch.manual_seed(999)  # the global RNG must not matter
+        q.train()(x, torch.ones(4, 30, 2, dtype=torch.bool), torch.ones(4, 30, dtype=torch.bool))
         return torch.cat([b.codes.flatten() for b in q.codebooks])
 
-    assert torch.equal(codes(0), codes(0))
-    assert not torch.equal(codes(0), codes(1))
+    assert torch.equal(codes(0, None), codes(0, None))
+    assert not torch.equal(codes(0, None), codes(1, None))
+    # the reference's fixed generator: the same draws whatever the run's seed
+    assert torch.equal(codes(0, 42), codes(1, 42))
+    assert not torch.equal(codes(0, 42), codes(0, 7))
 
 
 def test_straight_through_gradients_reach_the_encoder() -> None:
@@ -292,7 +370,7 @@ def test_decoders_shapes() -> None:
     assert mlp([torch.randn(2, 7, 2, 3), torch.randn(2, 7, 2, 3)]).shape == (2, 7)
 
 
-def _tiny_model(budget: int | None):
+def _tiny_model(budget: int | None, *overrides: str):
     from conftest import compose_config, data_spec
 
     from histvq.models import build_model
@@ -303,6 +381,7 @@ def _tiny_model(budget: int | None):
             "model.encoder.hidden_channels=8",
             "model.latent_dim=4",
             f"model.micro_batch_joint_frames={budget or 'null'}",
+            *overrides,
         ],
     )
     torch.manual_seed(0)
@@ -323,7 +402,11 @@ def test_micro_batches_are_contiguous_and_within_budget() -> None:
     assert [g.tolist() for g in micro_batches(lengths, 4, 2, 1)] == [[0], [1], [2], [3], [4]]
 
 
-def test_micro_batching_gives_the_whole_batch_gradient_and_codebook_update() -> None:
+@pytest.mark.parametrize("update", ["before_output", "after_backward"])
+@pytest.mark.parametrize("normalization", ["padded", "valid"])
+def test_micro_batching_gives_the_whole_batch_gradient_and_codebook_update(
+    update: str, normalization: str
+) -> None:
     generator = torch.Generator().manual_seed(3)
     lengths = torch.tensor([17, 9, 12, 5])
     features = torch.randn(4, 3, 20, 5, 1, generator=generator) * 50
@@ -332,28 +415,34 @@ def test_micro_batching_gives_the_whole_batch_gradient_and_codebook_update() -> 
     batch = {"features": features, "mask": mask, "lengths": lengths}
     results = []
     for budget in (None, 60):  # 60 joint-frames: micro-batches of one or two sequences
-        model = _tiny_model(budget)
+        model = _tiny_model(
+            budget,
+            f"model.quantizer.update={update}",
+            f"model.spatial_loss_normalization={normalization}",
+        )
         calls: list[bool] = []
 
         def backward(loss: torch.Tensor, last: bool, calls: list[bool] = calls) -> None:
             calls.append(last)
             loss.backward()
 
-        logged, stats = model.accumulate_batch(batch, backward)
+        step = model.accumulate_batch(batch, backward)
         grads = {k: p.grad.clone() for k, p in model.named_parameters() if p.grad is not None}
-        model.quantizer.update(stats)
-        results.append((calls, logged, stats, grads, model.quantizer.state_dict()))
-    (
-        (calls_a, logged_a, stats_a, grads_a, state_a),
-        (calls_b, logged_b, stats_b, grads_b, state_b),
-    ) = results
+        if step.statistics is not None:
+            model.quantizer.update(step.statistics)
+        results.append((calls, step, grads, model.quantizer.state_dict()))
+    (calls_a, step_a, grads_a, state_a), (calls_b, step_b, grads_b, state_b) = results
     assert calls_a == [True] and len(calls_b) > 1 and calls_b[-1] and not any(calls_b[:-1])
-    for key in logged_a:
-        torch.testing.assert_close(logged_a[key], logged_b[key], rtol=1e-5, atol=1e-6)
+    assert step_a.logged.keys() == step_b.logged.keys() and "spatial" in step_a.logged
+    for key in step_a.logged:
+        torch.testing.assert_close(step_a.logged[key], step_b.logged[key], rtol=1e-5, atol=1e-6)
     assert grads_a.keys() == grads_b.keys() and grads_a
     for key in grads_a:
         torch.testing.assert_close(grads_a[key], grads_b[key], rtol=1e-4, atol=1e-6, msg=key)
-    assert torch.equal(stats_a.patches, stats_b.patches)
+    assert (step_a.statistics is None) == (update == "before_output")
+    if step_a.statistics is not None:
+        assert torch.equal(step_a.statistics.patches, step_b.statistics.patches)
+    assert state_a["num_updates"].item() == 1
     for key in state_a:
         torch.testing.assert_close(state_a[key], state_b[key], rtol=1e-5, atol=1e-5, msg=key)
 

@@ -294,8 +294,12 @@ def test_bf16_mixed_precision_keeps_the_quantizer_in_float32(tiny_train_config) 
         tokens = model.encoder(features, mask)
         patches = patchify(tokens, mask, 6)
         out = model.quantizer(patches.values, patches.frame_mask, patches.valid)
+        model.quantizer.update_mode = "after_backward"
+        later = model.quantizer(patches.values, patches.frame_mask, patches.valid)
     assert tokens.dtype == torch.bfloat16
-    assert out.quantized[0].dtype == torch.float32 and out.statistics.sums[0].dtype == torch.float32
+    assert out.quantized[0].dtype == torch.float32 and out.commitment[0].dtype == torch.float32
+    assert all(b.codes.dtype == torch.float32 for b in model.quantizer.codebooks)
+    assert later.statistics is not None and later.statistics.sums[0].dtype == torch.float32
 
 
 def test_periodic_evaluation_logs_metrics_every_n_epochs(tiny_train_config) -> None:

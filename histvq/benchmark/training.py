@@ -209,11 +209,8 @@ def _worker(spec: dict[str, Any]) -> dict[str, Any]:
             if spec["max_batches"] is not None and number >= spec["max_batches"]:
                 break
             batch = {k: v.to(device) if torch.is_tensor(v) else v for k, v in batch.items()}
-            optimizer.zero_grad()
-            logged, statistics = model.accumulate_batch(batch, lambda lo, last: lo.backward())
-            model.quantizer.update(statistics)
-            optimizer.step()
-            loss = float(logged["loss"])
+            step = model.optimization_step(batch, optimizer, lambda lo, last: lo.backward())
+            loss = float(step.logged["loss"])
             frames += int(batch["lengths"].sum())
             padded += int(batch["mask"].numel())
             steps += 1

@@ -77,4 +77,5 @@ def build_model(cfg: DictConfig, spec: DataSpec) -> HiSTVQ:
         spatial_input=str(cfg.spatial_input),
         temporal_input=str(cfg.temporal_input),
         micro_batch_joint_frames=cfg.get("micro_batch_joint_frames"),
+        spatial_loss_normalization=str(cfg.get("spatial_loss_normalization", "padded")),
     )

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from contextlib import nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import lightning as L
@@ -29,10 +29,17 @@ from histvq.models.patching import (
     patchify,
     unpatchify,
 )
-from histvq.models.quantizers import CodebookStatistics, HierarchicalQuantizer, QuantizerOutput
+from histvq.models.quantizers import (
+    BottomAssignment,
+    CodebookStatistics,
+    HierarchicalQuantizer,
+    QuantizerOutput,
+    ValidPatches,
+)
 
 SPATIAL_INPUTS = ("top", "first", "both")
 TEMPORAL_INPUTS = ("first", "top", "both")
+SPATIAL_NORMALIZATIONS = ("padded", "valid")
 
 OptimizerFactory = Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer]
 
@@ -50,6 +57,31 @@ class ModelOutput:
         """(N, T) code of ``level`` (default: top) for every frame."""
         codes = self.quantizer.indices[level]
         return expand_patch_codes(codes, self.patches.patch_size, num_frames)
+
+
+@dataclass
+class StepResult:
+    """One training batch's loss terms as they count in the batch loss (for logging), and
+    either the codebook statistics still to apply (``after_backward``) or the usage of the
+    update already applied (``before_output``)."""
+
+    logged: dict[str, Tensor] = field(default_factory=dict)
+    statistics: CodebookStatistics | None = None
+    usage: dict[str, Tensor] | None = None
+
+    def add(self, key: str, value: Tensor) -> None:
+        self.logged[key] = self.logged[key] + value if key in self.logged else value
+
+
+def _share(key: str, shares: dict[str, Tensor] | None) -> Tensor | float:
+    """The share of the batch that loss term ``key`` of a micro-batch stands for."""
+    if shares is None:
+        return 1.0
+    if key == "temporal":
+        return shares["patches"]
+    if key == "spatial":
+        return shares["spatial"]
+    return shares["frames"]
 
 
 def micro_batches(
@@ -110,7 +142,12 @@ class HiSTVQ(L.LightningModule):
             sequences whose gradients add up to exactly the batch's gradient, and the
             codebooks are updated once from the whole batch's statistics. Bounds memory on
             long sequences; only the dropout masks are drawn per micro-batch. None: never
-            split.
+            split. With the quantizer's ``before_output`` update the encoder's graphs of all
+            micro-batches are held until the codebook step (small with activation
+            checkpointing, which is on wherever micro-batching is by default).
+        spatial_loss_normalization: ``padded`` (the reference: the spatial loss is the mean
+            over the whole padded batch tensor, padded frames counted in the denominator)
+            or ``valid`` (mean over valid frames only).
     """
 
     def __init__(
@@ -126,8 +163,15 @@ class HiSTVQ(L.LightningModule):
         spatial_input: str = "top",
         temporal_input: str = "first",
         micro_batch_joint_frames: int | None = None,
+        spatial_loss_normalization: str = "padded",
     ):
         super().__init__()
+        if spatial_loss_normalization not in SPATIAL_NORMALIZATIONS:
+            raise ConfigError(
+                f"model.spatial_loss_normalization: unknown value {spatial_loss_normalization!r} "
+                f"(choose from {SPATIAL_NORMALIZATIONS})"
+            )
+        self.spatial_loss_normalization = spatial_loss_normalization
         if spatial_input not in SPATIAL_INPUTS:
             raise ConfigError(
                 f"model.spatial_input: unknown value {spatial_input!r} (choose from {SPATIAL_INPUTS})"
@@ -167,23 +211,38 @@ class HiSTVQ(L.LightningModule):
         return self.quantizer.patch_size
 
     # ------------------------------------------------------------------ forward
-    def forward(self, features: Tensor, mask: Tensor, decode: bool = True) -> ModelOutput:
-        """features (N, C, T, V, M), mask (N, T) bool."""
+    def encode(self, features: Tensor, mask: Tensor) -> tuple[Patches, ValidPatches]:
+        """features (N, C, T, V, M), mask (N, T) bool -> the token patches and their valid
+        ones, flattened for the quantizer."""
+        patches = patchify(self.encoder(features, mask), mask, self.patch_size)
+        return patches, self.quantizer.select(patches.values, patches.frame_mask, patches.valid)
+
+    def decode(
+        self, features: Tensor, mask: Tensor, patches: Patches, quantized: QuantizerOutput
+    ) -> ModelOutput:
+        """Run the decoders on the quantized patches (those that are built)."""
         _, _, t, v, m = features.shape
-        tokens = self.encoder(features, mask)
-        patches = patchify(tokens, mask, self.patch_size)
-        quantized = self.quantizer(patches.values, patches.frame_mask, patches.valid)
         reconstruction = timestamps = None
-        if decode and self.spatial_decoder is not None:
+        if self.spatial_decoder is not None:
             streams = [unpatchify(q, t) for q in quantized.quantized]
             reconstruction = self.spatial_decoder(
                 select_levels(streams, self.spatial_input), mask, v, m
             )
-        if decode and self.temporal_decoder is not None:
+        if self.temporal_decoder is not None:
             timestamps = self.temporal_decoder(
                 select_levels(quantized.quantized, self.temporal_input)
             )
         return ModelOutput(patches, quantized, reconstruction, timestamps)
+
+    def forward(self, features: Tensor, mask: Tensor, decode: bool = True) -> ModelOutput:
+        """features (N, C, T, V, M), mask (N, T) bool. In training mode the quantizer also
+        takes this batch's codebook step (see ``HierarchicalQuantizer.forward``)."""
+        tokens = self.encoder(features, mask)
+        patches = patchify(tokens, mask, self.patch_size)
+        quantized = self.quantizer(patches.values, patches.frame_mask, patches.valid)
+        if not decode:
+            return ModelOutput(patches, quantized, None, None)
+        return self.decode(features, mask, patches, quantized)
 
     def loss_terms(self, features: Tensor, mask: Tensor, output: ModelOutput) -> dict[str, Tensor]:
         """Every loss term (unweighted), each a mean over its valid elements."""
@@ -197,61 +256,127 @@ class HiSTVQ(L.LightningModule):
             terms["temporal"] = timestamp_mse(output.timestamps, target, output.patches.valid)
         return terms
 
+    def loss_shares(self, rows_lengths: Tensor, lengths: Tensor) -> dict[str, Tensor]:
+        """What one micro-batch's per-term means weigh in the whole batch's loss.
+
+        ``rows_lengths`` are the micro-batch's sequence lengths, ``lengths`` the batch's.
+        Commitment terms are means over valid frames, the temporal term over valid
+        patches. The spatial term is a mean over valid frames (``valid``) or, as the
+        reference, over the whole padded batch tensor (``padded``: every sequence padded to
+        the batch's longest, padded frames counted in the denominator).
+        """
+        frames = rows_lengths.sum() / lengths.sum()
+        patches = (-(-rows_lengths // self.patch_size)).sum() / (
+            -(-lengths // self.patch_size)
+        ).sum()
+        if self.spatial_loss_normalization == "padded":
+            spatial = rows_lengths.sum() / (lengths.numel() * lengths.max())
+        else:
+            spatial = frames
+        return {"frames": frames, "patches": patches, "spatial": spatial}
+
     def weighted_loss(
-        self, terms: dict[str, Tensor], frame_share: float = 1.0, patch_share: float = 1.0
+        self, terms: dict[str, Tensor], shares: dict[str, Tensor] | None = None
     ) -> Tensor:
-        """Eq. 9 for a (micro-)batch holding ``frame_share`` of the batch's valid frames and
-        ``patch_share`` of its valid patches: the shares turn per-micro-batch means into
-        their contribution to the whole batch's means."""
+        """Eq. 9 for a (micro-)batch whose per-term means weigh ``shares`` in the batch
+        (default: the batch itself, every share 1)."""
         total = next(iter(terms.values())).new_zeros((), dtype=torch.float32)
         for key, value in terms.items():
-            if key.startswith("commit_"):
-                total = total + self.lambda_commit * frame_share * value
-            elif key == "spatial":
-                total = total + self.lambda_spat * frame_share * value
-            elif key == "temporal":
-                total = total + self.lambda_temp * patch_share * value
+            total = total + self.term_weight(key) * _share(key, shares) * value
         return total
 
+    def term_weight(self, key: str) -> float:
+        if key.startswith("commit_"):
+            return self.lambda_commit
+        if key == "spatial":
+            return self.lambda_spat
+        if key == "temporal":
+            return self.lambda_temp
+        raise KeyError(key)
+
     def losses(self, features: Tensor, mask: Tensor, output: ModelOutput) -> dict[str, Tensor]:
-        """Every loss term and the weighted total under ``loss`` (one whole batch)."""
-        terms = self.loss_terms(features, mask, output)
+        """Every loss term as it counts in the batch loss and the weighted total under
+        ``loss`` (one whole batch)."""
+        lengths = mask.sum(dim=1)
+        shares = self.loss_shares(lengths, lengths)
+        terms = {
+            key: value * _share(key, shares)
+            for key, value in self.loss_terms(features, mask, output).items()
+        }
         terms["loss"] = self.weighted_loss(terms)
         return terms
 
     # ------------------------------------------------------------------ lightning
     def accumulate_batch(
         self, batch: dict[str, Any], backward: Callable[[Tensor, bool], None]
-    ) -> tuple[dict[str, Tensor], CodebookStatistics]:
+    ) -> StepResult:
         """Forward and backward over ``batch`` in micro-batches (see
         ``micro_batch_joint_frames``); ``backward(loss, is_last)`` back-propagates one
-        micro-batch's share of the batch loss. Returns the batch's loss terms (for logging)
-        and its merged codebook statistics."""
+        micro-batch's share of the batch loss.
+
+        With the quantizer's ``before_output`` update, every micro-batch is encoded first
+        (their encoder graphs are kept), the codebooks take the whole batch's step, and only
+        then are the micro-batches quantized, decoded and back-propagated one at a time. With
+        ``after_backward`` each micro-batch runs through in one go and the merged statistics
+        are returned for the update after the backward passes.
+        """
         features, mask, lengths = batch["features"], batch["mask"], batch["lengths"]
-        patches_per_sequence = -(-lengths // self.patch_size)
-        total_frames, total_patches = lengths.sum(), patches_per_sequence.sum()
         joints = features.shape[3] * features.shape[4]
         groups = micro_batches(lengths, self.patch_size, joints, self.micro_batch_joint_frames)
-        logged: dict[str, Tensor] = {}
-        statistics: CodebookStatistics | None = None
-        for number, rows in enumerate(groups):
+        inputs = []
+        for rows in groups:
             frames = micro_batch_frames(lengths[rows], self.patch_size, features.shape[2])
-            sub_features, sub_mask = features[rows, :, :frames], mask[rows, :frames]
-            output = self(sub_features, sub_mask)
-            terms = self.loss_terms(sub_features, sub_mask, output)
-            frame_share = float(lengths[rows].sum() / total_frames)
-            patch_share = float(patches_per_sequence[rows].sum() / total_patches)
-            loss = self.weighted_loss(terms, frame_share, patch_share)
-            backward(loss, number == len(groups) - 1)
-            for key, value in terms.items():
-                share = patch_share if key == "temporal" else frame_share
-                logged[key] = logged.get(key, 0.0) + value.detach() * share
-            logged["loss"] = logged.get("loss", 0.0) + loss.detach()
+            inputs.append((features[rows, :, :frames], mask[rows, :frames], lengths[rows]))
+        result = StepResult()
+        if self.quantizer.updates_before_output:
+            encoded = [self.encode(f, m) for f, m, _ in inputs]
+            bottom: BottomAssignment | None = None
+            for _, selected in encoded:
+                part = self.quantizer.assign_bottom(selected.x)
+                bottom = part if bottom is None else bottom.merge(part)
+            assert bottom is not None
+            indices, result.usage = self.quantizer.update_before_output(bottom)
+            offset = 0
+            for number, ((f, m, rows_lengths), (patches, selected)) in enumerate(
+                zip(inputs, encoded, strict=True)
+            ):
+                count = selected.x.shape[0]
+                own = [level[offset : offset + count] for level in indices]
+                offset += count
+                output = self.decode(f, m, patches, self.quantizer.quantize(selected, own))
+                self._backward_share(result, f, m, output, rows_lengths, lengths, backward,
+                                     number == len(inputs) - 1)  # fmt: skip
+            return result
+        for number, (f, m, rows_lengths) in enumerate(inputs):
+            output = self(f, m)
+            self._backward_share(
+                result, f, m, output, rows_lengths, lengths, backward, number == len(inputs) - 1
+            )
             new = output.quantizer.statistics
             assert new is not None, "the quantizer gives statistics in training mode"
-            statistics = new if statistics is None else statistics.merge(new)
-        assert statistics is not None
-        return logged, statistics
+            result.statistics = new if result.statistics is None else result.statistics.merge(new)
+        return result
+
+    def _backward_share(
+        self,
+        result: StepResult,
+        features: Tensor,
+        mask: Tensor,
+        output: ModelOutput,
+        rows_lengths: Tensor,
+        lengths: Tensor,
+        backward: Callable[[Tensor, bool], None],
+        last: bool,
+    ) -> None:
+        """Back-propagate one micro-batch's share of the batch loss and add its terms to
+        the batch's logged values."""
+        terms = self.loss_terms(features, mask, output)
+        shares = self.loss_shares(rows_lengths, lengths)
+        loss = self.weighted_loss(terms, shares)
+        backward(loss, last)
+        for key, value in terms.items():
+            result.add(key, value.detach() * _share(key, shares))
+        result.add("loss", loss.detach())
 
     def _backward(self, loss: Tensor, last: bool) -> None:
         """Back-propagate; only the last micro-batch synchronises gradients under DDP."""
@@ -259,14 +384,26 @@ class HiSTVQ(L.LightningModule):
         with nullcontext() if last else block_sync():
             self.manual_backward(loss)
 
-    def training_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:
-        optimizer = self.optimizers()
+    def optimization_step(
+        self,
+        batch: dict[str, Any],
+        optimizer: torch.optim.Optimizer | Any,
+        backward: Callable[[Tensor, bool], None],
+    ) -> StepResult:
+        """One training batch: gradients (in micro-batches), the codebook step in the
+        configured order, then the optimizer step. ``step.usage`` holds the codebook usage."""
         optimizer.zero_grad()
-        logged, statistics = self.accumulate_batch(batch, self._backward)
-        usage = self.quantizer.update(statistics)
+        step = self.accumulate_batch(batch, backward)
+        if step.statistics is not None:
+            step.usage = self.quantizer.update(step.statistics)
         optimizer.step()
+        return step
+
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:
+        step = self.optimization_step(batch, self.optimizers(), self._backward)
+        usage = step.usage
         n = batch["features"].shape[0]
-        for key, value in logged.items():
+        for key, value in step.logged.items():
             self.log(
                 f"train/{key}",
                 value,
@@ -275,9 +412,9 @@ class HiSTVQ(L.LightningModule):
                 batch_size=n,
                 prog_bar=key == "loss",
             )
-        for key, value in usage.items():
+        for key, value in (usage or {}).items():
             self.log(f"codebook/{key}", value, on_step=True, on_epoch=False, batch_size=n)
-        return logged["loss"]
+        return step.logged["loss"]
 
     @torch.no_grad()
     def segment(self, features: Tensor, mask: Tensor) -> list[Tensor]:
