@@ -34,6 +34,7 @@ class EvaluationResult:
     metrics: dict[str, dict[str, float]]
     ignore_labels: list[int] = field(default_factory=list)
     bin_width: int = 20
+    unmatched: str = "square_assignment"
     _mapped: list[np.ndarray] | None = None
     _mapping: dict[int, int] | None = None
 
@@ -45,7 +46,7 @@ class EvaluationResult:
         """Predictions mapped to label ids by the global Hungarian matching, and the mapping."""
         if self._mapped is None:
             mapped, mappings = match_predictions(
-                self.predictions, self.targets, "global", self.ignore_labels
+                self.predictions, self.targets, "global", self.ignore_labels, self.unmatched
             )
             self._mapped, self._mapping = mapped, mappings[0]
         assert self._mapping is not None
@@ -70,6 +71,7 @@ def evaluate_module(
     datamodule: LayoutDataModule,
     *,
     bin_width: int = 20,
+    unmatched: str = "square_assignment",
     num_replicas: int | None = None,
     rank: int | None = None,
 ) -> EvaluationResult:
@@ -80,7 +82,9 @@ def evaluate_module(
     device = module.device
     from histvq.metrics.segmentation import SegmentationMetrics
 
-    metric = SegmentationMetrics(bin_width=bin_width, ignore_labels=ignore).to(device)
+    metric = SegmentationMetrics(bin_width=bin_width, ignore_labels=ignore, unmatched=unmatched).to(
+        device
+    )
     was_training = module.training
     module.eval()
     try:
@@ -109,6 +113,7 @@ def evaluate_module(
         metrics=metrics,
         ignore_labels=ignore,
         bin_width=bin_width,
+        unmatched=unmatched,
     )
 
 

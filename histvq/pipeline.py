@@ -193,6 +193,7 @@ def evaluate_checkpoint(cfg: DictConfig) -> dict[str, Any]:
         model,
         datamodule,
         bin_width=int(cfg.eval.bin_width),
+        unmatched=str(cfg.eval.get("unmatched", "square_assignment")),
     )
     output_dir = Path(cfg.paths.output_dir)
     write_evaluation(

@@ -70,10 +70,45 @@ def slow_assignment(pairs: list[tuple[int, int]]) -> dict[int, int]:
     return {clusters[r]: labels[c] for r, c in zip(rows, cols, strict=True) if matrix[r, c] > 0}
 
 
-def slow_mappings(preds, gts, ignore, matching) -> list[dict[int, int]]:
+def slow_square_assignment(
+    frames: list[tuple[int, int, bool]], clusters: set[int]
+) -> dict[int, int]:
+    """The reference convention, written plainly: a voting table with ground-truth labels as
+    rows and clusters as columns (both sorted), zero-padded to a square, solved by
+    minimising its negation; every pair inside the real rows and columns is applied."""
+    labels = sorted({lab for _, lab, counted in frames if counted})
+    columns = sorted(clusters)
+    if not labels or not columns:
+        return {}
+    size = max(len(labels), len(columns))
+    table = np.zeros((size, size))
+    for cluster, label, counted in frames:
+        if counted:
+            table[labels.index(label), columns.index(cluster)] += 1
+    rows, cols = linear_sum_assignment(-table)
+    return {
+        columns[c]: labels[r]
+        for r, c in zip(rows, cols, strict=True)
+        if r < len(labels) and c < len(columns)
+    }
+
+
+def slow_mappings(preds, gts, ignore, matching, unmatched="own_identity") -> list[dict[int, int]]:
     def counted_pairs(p, g):
         return [(int(c), int(lab)) for c, lab in zip(p, g, strict=True) if int(lab) not in ignore]
 
+    def frames(p, g):
+        return [(int(c), int(lab), int(lab) not in ignore) for c, lab in zip(p, g, strict=True)]
+
+    if unmatched == "square_assignment":
+        if matching == "global":
+            every = [f for p, g in zip(preds, gts, strict=True) for f in frames(p, g)]
+            clusters = {int(c) for p in preds for c in p}
+            return [slow_square_assignment(every, clusters)] * len(preds)
+        return [
+            slow_square_assignment(frames(p, g), {int(c) for c in p})
+            for p, g in zip(preds, gts, strict=True)
+        ]
     if matching == "global":
         pairs = [pair for p, g in zip(preds, gts, strict=True) for pair in counted_pairs(p, g)]
         return [slow_assignment(pairs)] * len(preds)
@@ -96,9 +131,11 @@ def classic_levenshtein(a: list[int], b: list[int]) -> int:
     return table[len(a)][len(b)]
 
 
-def slow_scores(preds, gts, matching="global", bin_width=20, ignore=(), groups=None):
+def slow_scores(
+    preds, gts, matching="global", bin_width=20, ignore=(), groups=None, unmatched="own_identity"
+):
     ignore = set(ignore)
-    mappings = slow_mappings(preds, gts, ignore, matching)
+    mappings = slow_mappings(preds, gts, ignore, matching, unmatched)
     correct = counted = 0
     edits = []
     tp = dict.fromkeys(THRESHOLDS, 0)
@@ -336,16 +373,38 @@ def test_groups_give_frame_weighted_jsd():
     assert scores(preds, gts, bin_width=5)["jsd"] == pytest.approx(100 / 3)
 
 
-def test_zero_overlap_assignment_is_discarded():
+def test_zero_overlap_assignment_is_discarded_under_own_identity():
     gt = np.array([0, 0, 0, 0, 1, 0])
     pred = np.array([0, 0, 0, 0, 0, 1])
     # Overlap [[4, 1], [1, 0]]: the optimum pairs cluster 1 with label 1 at zero overlap.
-    mapped, mappings = match_predictions([pred], [gt])
+    mapped, mappings = match_predictions([pred], [gt], unmatched="own_identity")
     assert mappings == [{0: 0}]
     assert mapped[0].tolist() == [0, 0, 0, 0, 0, -2]
-    result = scores([pred], [gt])
+    result = scores([pred], [gt], unmatched="own_identity")
     assert result["mof"] == pytest.approx(100 * 4 / 6)
     assert result["edit"] == pytest.approx(100 / 3)  # [0, u] vs [0, 1, 0]
+
+
+def test_zero_overlap_pair_is_applied_under_the_reference_square_assignment():
+    gt = np.array([0, 0, 0, 0, 1, 0])
+    pred = np.array([0, 0, 0, 0, 0, 1])
+    # Same case: the reference applies the zero-overlap pair, cluster 1 -> label 1.
+    mapped, mappings = match_predictions([pred], [gt])
+    assert mappings == [{0: 0, 1: 1}]
+    assert mapped[0].tolist() == [0, 0, 0, 0, 0, 1]
+    result = scores([pred], [gt])
+    assert result["mof"] == pytest.approx(100 * 4 / 6)  # MoF: the same as own_identity
+    assert result["edit"] == pytest.approx(100 * 2 / 3)  # [0, 1] vs [0, 1, 0]: one deletion
+
+
+def test_square_assignment_leaves_clusters_beyond_the_labels_unmatched():
+    gt = np.array([0, 0, 0, 1, 1, 1])
+    pred = np.array([5, 5, 7, 7, 9, 9])
+    # 3 clusters, 2 labels: a 3 x 3 table with a zero row; cluster 7 (one frame of each
+    # label) loses to 5 (label 0) and 9 (label 1) and keeps its own identity.
+    mapped, mappings = match_predictions([pred], [gt])
+    assert mappings == [{5: 0, 9: 1}]
+    assert mapped[0].tolist() == [0, 0, -8, -8, 1, 1]
 
 
 def test_local_matching_maps_each_sequence_on_its_own():
@@ -370,19 +429,23 @@ def test_segment_bounds_and_lengths():
 # ----------------------------------------------------------------------------- equivalence
 
 
+@pytest.mark.parametrize("unmatched", ["square_assignment", "own_identity"])
 @pytest.mark.parametrize("matching", ["global", "local"])
-def test_matches_slow_reference_on_random_cases(matching):
+def test_matches_slow_reference_on_random_cases(matching, unmatched):
     rng = np.random.default_rng(1234 if matching == "global" else 4321)
     for _ in range(150):
         preds, gts, ignore, groups, bin_width = random_case(rng)
         fast = segmentation_scores(
-            preds, gts, matching=matching, bin_width=bin_width, ignore_labels=ignore, groups=groups
-        )
-        slow = slow_scores(preds, gts, matching, bin_width, ignore, groups)
+            preds, gts, matching=matching, bin_width=bin_width, ignore_labels=ignore,
+            groups=groups, unmatched=unmatched,
+        )  # fmt: skip
+        slow = slow_scores(preds, gts, matching, bin_width, ignore, groups, unmatched)
         for key in METRIC_KEYS:
             assert fast[key] == pytest.approx(slow[key], abs=1e-4), (key, preds, gts, ignore)
-        mapped, mappings = match_predictions(preds, gts, matching=matching, ignore_labels=ignore)
-        reference = slow_mappings(preds, gts, set(ignore), matching)
+        mapped, mappings = match_predictions(
+            preds, gts, matching=matching, ignore_labels=ignore, unmatched=unmatched
+        )
+        reference = slow_mappings(preds, gts, set(ignore), matching, unmatched)
         assert mappings == (reference[:1] if matching == "global" else reference)
         for m, p, mapping in zip(mapped, preds, reference, strict=True):
             assert m.tolist() == [mapping.get(int(c), -1 - int(c)) for c in p]

@@ -27,6 +27,8 @@ class SegmentationEvaluation(Callback):
         every_n_epochs: also evaluate after every N-th epoch (0: only at the end).
         plots, max_sequence_plots, bin_width, write_predictions: what the final evaluation
             writes (see :func:`histvq.evaluation.write_evaluation`).
+        unmatched: the Hungarian pairing convention (``square_assignment``, the reference's,
+            or ``own_identity``; see :func:`histvq.metrics.match_predictions`).
     """
 
     def __init__(
@@ -37,8 +39,10 @@ class SegmentationEvaluation(Callback):
         max_sequence_plots: int = 8,
         bin_width: int = 20,
         write_predictions: bool = True,
+        unmatched: str = "square_assignment",
     ):
         super().__init__()
+        self.unmatched = unmatched
         self.output_dir = Path(output_dir) if output_dir else None
         self.every_n_epochs = every_n_epochs
         self.plots, self.max_sequence_plots = plots, max_sequence_plots
@@ -51,6 +55,7 @@ class SegmentationEvaluation(Callback):
             module,
             datamodule,
             bin_width=self.bin_width,
+            unmatched=self.unmatched,
             num_replicas=trainer.world_size,
             rank=trainer.global_rank,
         )

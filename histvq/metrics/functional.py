@@ -26,6 +26,7 @@ from histvq.errors import ConfigError, HistvqError
 THRESHOLDS = (0.10, 0.25, 0.50)
 METRIC_KEYS = ("mof", "edit", "f1@10", "f1@25", "f1@50", "jsd")
 MATCHINGS = ("global", "local")
+UNMATCHED = ("square_assignment", "own_identity")
 
 
 class MetricInputError(HistvqError):
@@ -75,6 +76,11 @@ def _validate_ignore(ignore_labels: Iterable[int]) -> np.ndarray:
 def _validate_matching(matching: str) -> None:
     if matching not in MATCHINGS:
         raise ConfigError(f"matching must be one of {MATCHINGS}, got {matching!r}")
+
+
+def _validate_unmatched(unmatched: str) -> None:
+    if unmatched not in UNMATCHED:
+        raise ConfigError(f"eval.unmatched must be one of {UNMATCHED}, got {unmatched!r}")
 
 
 # ----------------------------------------------------------------------------- segments
@@ -303,7 +309,61 @@ def _counted_cells(data: _Dataset, group: np.ndarray) -> tuple[np.ndarray, ...]:
     )
 
 
-def _match(data: _Dataset, matching: str) -> _Matching:
+def _match(data: _Dataset, matching: str, unmatched: str = "square_assignment") -> _Matching:
+    if unmatched == "square_assignment":
+        return _match_square(data, local=matching == "local")
+    return _match_own_identity(data, matching)
+
+
+def _square_pairs(overlap: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The reference's assignment on a (labels x clusters) overlap table: padded with zeros
+    to a square, solved as a minimisation of the negated table, every returned pair inside
+    the real rows and columns applied, zero-overlap pairs included."""
+    num_labels, num_clusters = overlap.shape
+    size = max(num_labels, num_clusters)
+    square = np.zeros((size, size), dtype=np.int64)
+    square[:num_labels, :num_clusters] = overlap
+    rows, cols = linear_sum_assignment(-square)
+    keep = (rows < num_labels) & (cols < num_clusters)
+    return rows[keep], cols[keep]
+
+
+def _match_square(data: _Dataset, local: bool) -> _Matching:
+    """Hungarian matching as the reference code: per sequence (local) or over the dataset
+    (global), a square table over every cluster that occurs and every label with counted
+    frames, in increasing id order; every pair it returns maps a cluster to a label, even
+    without overlap, and clusters beyond the labels keep their own identity."""
+    num_clusters, num_labels = data.cluster_ids.size, data.label_ids.size
+    num_groups = data.num_sequences if local else 1
+    pred_group = data.pred_segments.seq if local else np.zeros_like(data.pred_segments.seq)
+    gt_group = data.gt_segments.seq if local else np.zeros_like(data.gt_segments.seq)
+    piece_group = pred_group[data.piece_pred]
+    group, cluster, label, counts = _counted_cells(data, piece_group)
+    cluster_keys = np.unique(pred_group * num_clusters + data.pred_segments.value)
+    label_keys = np.unique(gt_group * num_labels + data.gt_segments.value)
+    first_cluster = np.searchsorted(cluster_keys // num_clusters, np.arange(num_groups + 1))
+    first_label = np.searchsorted(label_keys // num_labels, np.arange(num_groups + 1))
+    cell_order = np.argsort(group, kind="stable")
+    first_cell = np.searchsorted(group[cell_order], np.arange(num_groups + 1))
+    table = np.broadcast_to(unmatched_id(data.cluster_ids), (num_groups, num_clusters)).copy()
+    correct = 0
+    for g in range(num_groups):
+        clusters = cluster_keys[first_cluster[g] : first_cluster[g + 1]] % num_clusters
+        labels = label_keys[first_label[g] : first_label[g + 1]] % num_labels
+        if clusters.size == 0 or labels.size == 0:
+            continue
+        cells = cell_order[first_cell[g] : first_cell[g + 1]]
+        overlap = np.zeros((labels.size, clusters.size), dtype=np.int64)
+        overlap[
+            np.searchsorted(labels, label[cells]), np.searchsorted(clusters, cluster[cells])
+        ] = counts[cells]
+        rows, cols = _square_pairs(overlap)
+        table[g, clusters[cols]] = data.label_ids[labels[rows]]
+        correct += int(overlap[rows, cols].sum())
+    return _Matching(table if local else table[0], correct, local=local)
+
+
+def _match_own_identity(data: _Dataset, matching: str) -> _Matching:
     unmatched = unmatched_id(data.cluster_ids)
     if matching == "global":
         group = np.zeros(data.piece_pred.size, dtype=np.int64)
@@ -352,25 +412,36 @@ def match_predictions(
     targets: Sequence[np.ndarray],
     matching: str = "global",
     ignore_labels: Iterable[int] = (),
+    unmatched: str = "square_assignment",
 ) -> tuple[list[np.ndarray], list[dict[int, int]]]:
     """Map predicted cluster ids to label ids by Hungarian matching on frame overlaps.
 
     Returns the mapped predictions (int64, one array per sequence) and the mappings used,
     ``{cluster id: label id}`` for matched clusters only: a single-element list for
-    ``"global"`` and one dict per sequence for ``"local"``. A cluster without a label (more
-    clusters than labels, or zero overlap with its assigned label) is mapped to
-    :func:`unmatched_id` ``(cluster) = -1 - cluster``: negative, so it is never correct.
+    ``"global"`` and one dict per sequence for ``"local"``. A cluster without a label is
+    mapped to :func:`unmatched_id` ``(cluster) = -1 - cluster``: negative, so it is never
+    correct, and distinct per cluster.
 
     The overlap matrix counts frames by (cluster, label); frames whose target is in
     ``ignore_labels`` are left out, and ignored labels are never candidates. ``"global"``
-    solves one rectangular assignment over the clusters and labels occurring (with counted
-    frames) in the dataset, ``"local"`` one per sequence over those occurring in that
-    sequence (``scipy.optimize.linear_sum_assignment``, maximising, rows and columns in
-    increasing id order).
+    solves one assignment over the dataset, ``"local"`` one per sequence, with
+    ``scipy.optimize.linear_sum_assignment`` (rows and columns in increasing id order).
+    ``unmatched`` says which pairs count:
+
+    - ``square_assignment`` (SMQ's reference code, which produced the paper's tables): the
+      table is square over every cluster that occurs and every label with counted frames
+      (zero-padded), and every pair it returns is applied, zero-overlap pairs included, so
+      a cluster overlapping no label still gets one; only clusters beyond the number of
+      labels stay unmatched.
+    - ``own_identity``: a rectangular table over the clusters and labels that overlap, and
+      pairs without overlap are dropped: such clusters keep their own identity.
+
+    MoF is the same under both; Edit and F1 can differ (mostly for local matching).
     """
     _validate_matching(matching)
+    _validate_unmatched(unmatched)
     data = _prepare(predictions, targets, ignore_labels)
-    result = _match(data, matching)
+    result = _match(data, matching, unmatched)
     segments = data.pred_segments
     mapped = np.repeat(result.of_segments(segments), segments.length)
     tables = list(result.table) if result.local else [result.table]
@@ -574,9 +645,9 @@ def _jsd_score(data: _Dataset, bin_width: int, groups: np.ndarray) -> float:
 
 
 def _scores_for(
-    data: _Dataset, matching: str, bin_width: int, groups: np.ndarray
+    data: _Dataset, matching: str, bin_width: int, groups: np.ndarray, unmatched: str
 ) -> dict[str, float]:
-    result = _match(data, matching)
+    result = _match(data, matching, unmatched)
     pred_labels = result.of_segments(data.pred_segments)
     gt_labels = data.label_ids[data.gt_segments.value]
     f1 = _f1_scores(data, pred_labels, gt_labels)
@@ -616,14 +687,16 @@ def evaluate_segmentation(
     bin_width: int = 20,
     ignore_labels: Iterable[int] = (),
     groups: Sequence[int] | np.ndarray | None = None,
+    unmatched: str = "square_assignment",
 ) -> dict[str, dict[str, float]]:
     """:func:`segmentation_scores` for several matchings, sharing the preparation work."""
     for matching in matchings:
         _validate_matching(matching)
+    _validate_unmatched(unmatched)
     bin_width = _validate_bin_width(bin_width)
     data = _prepare(predictions, targets, ignore_labels)
     group_array = _validate_groups(groups, data.num_sequences)
-    return {m: _scores_for(data, m, bin_width, group_array) for m in matchings}
+    return {m: _scores_for(data, m, bin_width, group_array, unmatched) for m in matchings}
 
 
 def segmentation_scores(
@@ -633,12 +706,14 @@ def segmentation_scores(
     bin_width: int = 20,
     ignore_labels: Iterable[int] = (),
     groups: Sequence[int] | np.ndarray | None = None,
+    unmatched: str = "square_assignment",
 ) -> dict[str, float]:
     """MoF, Edit, F1@{10,25,50} and JSD (keys :data:`METRIC_KEYS`, each in 0..100).
 
     ``predictions`` are per-sequence arrays of non-negative cluster ids, ``targets`` of
     non-negative label ids (same count, same length per sequence). Clusters are mapped to
-    labels by :func:`match_predictions` (``matching`` is ``"global"`` or ``"local"``).
+    labels by :func:`match_predictions` (``matching`` is ``"global"`` or ``"local"``;
+    ``unmatched`` is the pairing convention, ``square_assignment`` as the reference).
     Segments are maximal runs of one (mapped) value; ground-truth segments whose label is in
     ``ignore_labels`` are removed before Edit, F1 and JSD, and their frames do not count
     for MoF (predicted segments never carry an ignored label: those are not matched).
@@ -675,4 +750,5 @@ def segmentation_scores(
         bin_width=bin_width,
         ignore_labels=ignore_labels,
         groups=groups,
+        unmatched=unmatched,
     )[matching]

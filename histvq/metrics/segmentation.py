@@ -23,6 +23,7 @@ from torchmetrics.utilities.distributed import gather_all_tensors
 
 from histvq.metrics.functional import (
     MATCHINGS,
+    UNMATCHED,
     MetricInputError,
     evaluate_segmentation,
     match_predictions,
@@ -67,6 +68,7 @@ class SegmentationMetrics(Metric):
         matchings: Sequence[str] = MATCHINGS,
         bin_width: int = 20,
         ignore_labels: Sequence[int] = (),
+        unmatched: str = "square_assignment",
         **kwargs: Any,
     ) -> None:
         kwargs.setdefault("dist_sync_fn", _gather_as_int64)
@@ -79,6 +81,9 @@ class SegmentationMetrics(Metric):
             raise MetricInputError(f"bin_width must be a positive integer, got {bin_width!r}")
         self.bin_width = bin_width
         self.ignore_labels = tuple(int(label) for label in ignore_labels)
+        if unmatched not in UNMATCHED:
+            raise MetricInputError(f"unmatched must be one of {UNMATCHED}, got {unmatched!r}")
+        self.unmatched = unmatched
         for name in _STATES:
             self.add_state(name, default=[], dist_reduce_fx="cat")
 
@@ -193,7 +198,11 @@ class SegmentationMetrics(Metric):
         """
         ids, predictions, targets, _ = self.sequences()
         mapped, mappings = match_predictions(
-            predictions, targets, matching=matching, ignore_labels=self.ignore_labels
+            predictions,
+            targets,
+            matching=matching,
+            ignore_labels=self.ignore_labels,
+            unmatched=self.unmatched,
         )
         return ids, mapped, targets, mappings
 
@@ -210,6 +219,7 @@ class SegmentationMetrics(Metric):
             bin_width=self.bin_width,
             ignore_labels=self.ignore_labels,
             groups=np.asarray(groups, dtype=np.int64),
+            unmatched=self.unmatched,
         )
         return {
             f"{matching}/{key}": torch.tensor(value, dtype=torch.float64)
