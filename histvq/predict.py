@@ -117,8 +117,10 @@ def load_inputs(
         raise PredictInputError(f"input={path}: does not exist")
     if kind not in INPUT_KINDS:
         raise ConfigError(f"kind: unknown value {kind!r} ({' | '.join(INPUT_KINDS)})")
-    option_pattern = options.pop("pattern", None)  # a preparation option of hugadb
-    pattern = pattern or option_pattern or _DEFAULT_PATTERNS.get(kind, "*")
+    # hugadb's preparation pattern selects the training set, not which files are recordings:
+    # every recording of the input is predicted unless ``pattern`` says otherwise.
+    options.pop("pattern", None)
+    pattern = pattern or _DEFAULT_PATTERNS.get(kind, "*")
     skipped: list[tuple[str, str]] = []
     if kind == "layout":
         sequences = _read_layout_folder(path)

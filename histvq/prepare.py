@@ -205,9 +205,10 @@ def build_parser() -> argparse.ArgumentParser:
                 help="skip the recordings the HuGaDB README lists with corrupted gyro data",
             )  # fmt: skip
             sub.add_argument(
-                "--pattern", default="HuGaDB_v*_*.txt",
-                help="file names to read from the input folders (default HuGaDB_v*_*.txt; "
-                "HuGaDB_v*_various_*.txt keeps the multi-activity recordings)",
+                "--pattern", default="various",
+                help="recordings to read from the input folders: various (default; "
+                "HuGaDB_v*_various_*.txt, the paper's 364 multi-activity recordings), all "
+                "(HuGaDB_v*_*.txt, 635 files) or a glob pattern",
             )  # fmt: skip
         elif kind == "lara":
             sub.add_argument(

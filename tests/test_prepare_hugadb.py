@@ -42,7 +42,7 @@ def raw_dir(tmp_path: Path) -> Path:
 
 
 def test_values_labels_and_mapping(raw_dir: Path, tmp_path: Path) -> None:
-    summary = prepare_dataset("hugadb", raw_dir, tmp_path / "out", progress=False)
+    summary = prepare_dataset("hugadb", raw_dir, tmp_path / "out", pattern="all", progress=False)
     root = tmp_path / "out" / "hugadb"
     assert summary.path == root
     assert (summary.sequences, summary.frames, summary.labels) == (2, 10, 7)
@@ -151,7 +151,7 @@ def test_malformed_file_is_a_one_line_error_and_keeps_the_old_dataset(
     case: str, raw_dir: Path, tmp_path: Path
 ) -> None:
     out = tmp_path / "out"
-    prepare_dataset("hugadb", raw_dir, out, progress=False)
+    prepare_dataset("hugadb", raw_dir, out, pattern="all", progress=False)
     before = snapshot(out)
 
     mutate, message = MALFORMED[case]
@@ -161,7 +161,7 @@ def test_malformed_file_is_a_one_line_error_and_keeps_the_old_dataset(
     bad.write_text("\n".join(lines) + ("\n" if lines else ""))
 
     with pytest.raises(RawFormatError) as caught:
-        prepare_dataset("hugadb", raw_dir, out, progress=False)
+        prepare_dataset("hugadb", raw_dir, out, pattern="all", progress=False)
     text = str(caught.value)
     assert text.startswith(str(bad)), text
     assert message in text
@@ -171,10 +171,10 @@ def test_malformed_file_is_a_one_line_error_and_keeps_the_old_dataset(
 
 
 def test_second_run_is_byte_identical(raw_dir: Path, tmp_path: Path) -> None:
-    prepare_dataset("hugadb", raw_dir, tmp_path / "one", progress=False)
+    prepare_dataset("hugadb", raw_dir, tmp_path / "one", pattern="all", progress=False)
     first = snapshot(tmp_path / "one")
-    prepare_dataset("hugadb", raw_dir, tmp_path / "one", progress=False)
-    prepare_dataset("hugadb", raw_dir, tmp_path / "two", progress=False)
+    prepare_dataset("hugadb", raw_dir, tmp_path / "one", pattern="all", progress=False)
+    prepare_dataset("hugadb", raw_dir, tmp_path / "two", pattern="all", progress=False)
     assert snapshot(tmp_path / "one") == first == snapshot(tmp_path / "two")
     assert len(first) == 5
 
@@ -187,9 +187,15 @@ def test_exclude_corrupted_skips_the_readme_list_for_any_version(tmp_path: Path)
         "HuGaDB_v1_various_15_10",
     ):
         write_hugadb(raw / f"{stem}.txt", hugadb_values(2), [1, 2])
-    kept = prepare_dataset("hugadb", raw, tmp_path / "all", progress=False)
+    kept = prepare_dataset("hugadb", raw, tmp_path / "all", pattern="all", progress=False)
     clean = prepare_dataset(
-        "hugadb", raw, tmp_path / "out", name="clean", exclude_corrupted=True, progress=False
+        "hugadb",
+        raw,
+        tmp_path / "out",
+        name="clean",
+        exclude_corrupted=True,
+        pattern="all",
+        progress=False,
     )
     assert kept.sequences == 3
     assert clean.sequences == 1 and clean.path == tmp_path / "out" / "clean"
@@ -204,13 +210,18 @@ def test_pattern_selects_the_multi_activity_recordings(tmp_path: Path) -> None:
     for stem in ("HuGaDB_v1_various_01_00", "HuGaDB_v1_walking_01_00", "HuGaDB_v1_various_02_01"):
         write_hugadb(raw / f"{stem}.txt", hugadb_values(3), [1, 1, 2])
     summary = prepare_dataset(
-        "hugadb", raw, tmp_path / "out", pattern="HuGaDB_v*_various_*.txt", progress=False
+        "hugadb",
+        raw,
+        tmp_path / "out",
+        progress=False,  # default: the various recordings
     )
     names = sorted(s.name for s in read_layout(summary.path).sequences)
     assert names == ["HuGaDB_v1_various_01_00", "HuGaDB_v1_various_02_01"]
     assert summary.skipped == [
         ("HuGaDB_v1_walking_01_00.txt", "not a HuGaDB_v*_various_*.txt recording")
     ]
+    everything = prepare_dataset("hugadb", raw, tmp_path / "all", pattern="all", progress=False)
+    assert everything.sequences == 3 and everything.skipped == []
 
 
 def test_corrupted_list_matches_the_readme_table() -> None:
@@ -248,12 +259,16 @@ def test_corrupted_list_matches_the_readme_table() -> None:
 def test_duplicate_names_across_inputs(tmp_path: Path) -> None:
     a = write_hugadb(tmp_path / "a" / "HuGaDB_v1_x_01_00.txt", hugadb_values(3), [1, 1, 1])
     b = write_hugadb(tmp_path / "b" / "HuGaDB_v1_x_01_00.txt", hugadb_values(3), [1, 1, 1])
-    summary = prepare_dataset("hugadb", [a.parent, b.parent], tmp_path / "out", progress=False)
+    summary = prepare_dataset(
+        "hugadb", [a.parent, b.parent], tmp_path / "out", pattern="all", progress=False
+    )
     assert summary.sequences == 1
     assert summary.skipped == [("HuGaDB_v1_x_01_00", f"duplicate of an identical sequence in {a}")]
     write_hugadb(b, hugadb_values(3), [1, 1, 2])
     with pytest.raises(RawFormatError, match=r"also comes from .* with different content"):
-        prepare_dataset("hugadb", [a.parent, b.parent], tmp_path / "out", progress=False)
+        prepare_dataset(
+            "hugadb", [a.parent, b.parent], tmp_path / "out", pattern="all", progress=False
+        )
 
 
 def test_bad_inputs_and_options(tmp_path: Path) -> None:
@@ -282,7 +297,15 @@ def _cli(*args: str) -> subprocess.CompletedProcess[str]:
 
 def test_cli_success_prints_one_summary_line(raw_dir: Path, tmp_path: Path) -> None:
     result = _cli(
-        "hugadb", "--input", str(raw_dir), "--output", str(tmp_path / "out"), "--name", "h"
+        "hugadb",
+        "--input",
+        str(raw_dir),
+        "--output",
+        str(tmp_path / "out"),
+        "--name",
+        "h",
+        "--pattern",
+        "all",
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.count("\n") == 1
@@ -293,7 +316,9 @@ def test_cli_success_prints_one_summary_line(raw_dir: Path, tmp_path: Path) -> N
 def test_cli_error_is_one_line_on_stderr_with_exit_code_2(raw_dir: Path, tmp_path: Path) -> None:
     lines = hugadb_lines(hugadb_values(3), [1, 1, 99])
     bad = write_text(raw_dir / "HuGaDB_v1_bad_01_00.txt", lines)
-    result = _cli("hugadb", "--input", str(raw_dir), "--output", str(tmp_path / "out"))
+    result = _cli(
+        "hugadb", "--input", str(raw_dir), "--output", str(tmp_path / "out"), "--pattern", "all"
+    )
     assert result.returncode == 2
     assert result.stdout == ""
     assert (
@@ -344,7 +369,7 @@ def test_full_v1_archive(tmp_path: Path) -> None:
     with tarfile.open(V1_ARCHIVE, "r:xz") as archive:
         archive.extractall(tmp_path / "raw", filter="data")
     raw = tmp_path / "raw" / "hugadb_v1"
-    summary = prepare_dataset("hugadb", raw, tmp_path / "out", progress=False)
+    summary = prepare_dataset("hugadb", raw, tmp_path / "out", pattern="all", progress=False)
     assert (summary.sequences, summary.frames, summary.labels) == (635, 2_111_869, 12)
     assert sorted(item for item, _ in summary.skipped) == ["ReadMe.txt", "loadDataFromFile.m"]
     dataset = read_layout(tmp_path / "out" / "hugadb")
@@ -366,6 +391,12 @@ def test_full_v1_archive(tmp_path: Path) -> None:
     listed = {f"HuGaDB_v1_{key}.txt" for key in hugadb.CORRUPTED_GYRO_RECORDINGS}
     assert listed <= names  # every README entry is a real file
     clean = prepare_dataset(
-        "hugadb", raw, tmp_path / "out", name="clean", exclude_corrupted=True, progress=False
+        "hugadb",
+        raw,
+        tmp_path / "out",
+        name="clean",
+        exclude_corrupted=True,
+        pattern="all",
+        progress=False,
     )
     assert (clean.sequences, clean.frames) == (170, 652_247)

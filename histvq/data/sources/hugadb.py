@@ -78,6 +78,7 @@ NUM_COLUMNS = len(COLUMNS)  # 39
 NUM_INERTIAL = 36
 HEADER_LINES = 3  # '#Activity', '#ActivityID', '#Date'
 FILE_PATTERN = "HuGaDB_v*_*.txt"
+PATTERN_ALIASES = {"all": FILE_PATTERN, "various": "HuGaDB_v*_various_*.txt"}
 
 _VERSION_PREFIX = re.compile(r"^HuGaDB_v\d+_")
 _NUMBER = re.compile(r"^\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*$")
@@ -146,12 +147,18 @@ class HugadbOptions:
 
     exclude_corrupted: leave out the recordings the HuGaDB README lists with corrupted
     (clipped) gyroscope data. Off by default, as SMQ used all files.
-    pattern: which file names in the input folders are recordings; e.g.
-    ``HuGaDB_v*_various_*.txt`` keeps only the multi-activity sequences.
+    pattern: which file names in the input folders are recordings. Default ``various``
+    (``HuGaDB_v*_various_*.txt``: the multi-activity sequences, the paper's HuGaDB set);
+    ``all`` (``HuGaDB_v*_*.txt``) adds the single-activity recordings; any other value is a
+    glob pattern.
     """
 
     exclude_corrupted: bool = False
-    pattern: str = FILE_PATTERN
+    pattern: str = "various"
+
+    @property
+    def glob(self) -> str:
+        return PATTERN_ALIASES.get(self.pattern, self.pattern)
 
 
 def read_hugadb_file(path: Path) -> RawSequence:
@@ -245,14 +252,15 @@ def _diagnose_rows(path: Path, rows: list[str], numbers: list[int]) -> None:
 
 
 def discover(inputs: list[Path], options: HugadbOptions) -> Discovery:
-    """Every recording matching ``options.pattern`` (default ``HuGaDB_v*_*.txt``) in the input folders (files given directly are taken as is).
+    """Every recording matching ``options.pattern`` (default: the ``various`` recordings) in
+    the input folders (files given directly are taken as is).
 
     Other files (the release's ReadMe.txt, the .m loader, ...) are listed as skipped, and so
     are the gyro-corrupted recordings when ``options.exclude_corrupted`` is set.
     """
-    recordings, others = split_inputs(inputs, options.pattern, recursive=False)
+    recordings, others = split_inputs(inputs, options.glob, recursive=False)
     discovery = Discovery()
-    discovery.skipped.extend(Skipped(p.name, f"not a {options.pattern} recording") for p in others)
+    discovery.skipped.extend(Skipped(p.name, f"not a {options.glob} recording") for p in others)
     for path in recordings:
         if options.exclude_corrupted and has_corrupted_gyro(path.name):
             discovery.skipped.append(Skipped(path.name, "corrupted gyroscope data (HuGaDB README)"))
