@@ -108,7 +108,6 @@ def prepare_dataset(
     if not paths:
         raise ConfigError(f"prepare {kind}: no inputs given")
     name = name or source.default_name(opts)
-    mapping = source.mapping(opts)
 
     discovery = source.discover(paths, opts)
     skipped: list[Skipped] = list(discovery.skipped)
@@ -116,6 +115,7 @@ def prepare_dataset(
         where = ", ".join(str(p) for p in paths)
         detail = f" (skipped {len(skipped)}: {describe_skipped(skipped)})" if skipped else ""
         raise ConfigError(f"prepare {kind}: no input files to read in {where}{detail}")
+    mapping = discovery.mapping if discovery.mapping is not None else source.mapping(opts)
 
     seen: dict[str, tuple[str, str]] = {}
     present: set[str] = set()
@@ -129,8 +129,8 @@ def prepare_dataset(
         dynamic_ncols=True,
     )
     with LayoutWriter(output_root, name, mapping) as writer:
-        for path in bar:
-            for item in source.read(path, opts):
+        for origin in bar:  # a file, or a group of files making one sequence
+            for item in source.read(origin, opts):
                 if isinstance(item, Skipped):
                     skipped.append(item)
                     continue
@@ -139,14 +139,14 @@ def prepare_dataset(
                     first_digest, first_origin = seen[item.name]
                     if digest != first_digest:
                         raise RawFormatError(
-                            f"{path}: sequence {item.name!r} also comes from {first_origin} "
+                            f"{origin}: sequence {item.name!r} also comes from {first_origin} "
                             f"with different content; rename or remove one of them"
                         )
                     skipped.append(
                         Skipped(item.name, f"duplicate of an identical sequence in {first_origin}")
                     )
                     continue
-                seen[item.name] = (digest, str(path))
+                seen[item.name] = (digest, str(origin))
                 writer.add(item.name, item.features, item.labels)
                 present.update(item.labels)
         bar.close()
