@@ -1,4 +1,4 @@
-"""Writers of tiny raw files in the exact HuGaDB, LARa and BABEL formats, for the prepare tests.
+"""Tiny raw files in the exact HuGaDB, LARa, BABEL and PKU-MMD formats, for prepare tests.
 
 Spelled out here independently of ``histvq.data.sources`` (column names, joint names, header
 lines), so a mistake in the parsers' constants shows up as a test failure.
@@ -146,3 +146,43 @@ def snapshot(folder: Path) -> dict[str, bytes]:
     return {
         str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()
     }
+
+
+# -- PKU-MMD ---------------------------------------------------------------------------------
+
+
+def pkummd_values(num_frames: int, seed: int = 0, second_body: bool = True) -> np.ndarray:
+    """(T, 2 bodies, 25 joints, 3) coordinates in metres, all multiples of 1/8 (exact in binary
+    and in 3-decimal text); the second body is all zeros when ``second_body`` is false."""
+    rng = np.random.default_rng(seed)
+    values = rng.integers(-40, 40, size=(num_frames, 2, 25, 3)) / 8
+    if not second_body:
+        values[:, 1] = 0.0
+    return values
+
+
+def pkummd_lines(values: np.ndarray) -> list[str]:
+    """A skeleton file: per frame 150 space-separated numbers (body 1 joints x,y,z, then body
+    2). Like the release, lines after the first start with a space and end with one."""
+    lines = []
+    for t, frame in enumerate(values):
+        text = " ".join(f"{v:.3f}" for v in frame.reshape(-1)) + " "
+        lines.append(text if t == 0 else " " + text)
+    return lines
+
+
+def pkummd_label_lines(instances: Sequence[tuple[int, int, int, int]]) -> list[str]:
+    """A label file: ``class,start,end,confidence`` per instance."""
+    return [",".join(str(v) for v in instance) for instance in instances]
+
+
+def write_pkummd(
+    skeleton_dir: Path,
+    label_dir: Path,
+    stem: str,
+    values: np.ndarray,
+    instances: Sequence[tuple[int, int, int, int]],
+) -> tuple[Path, Path]:
+    skeleton = write_text(skeleton_dir / f"{stem}.txt", pkummd_lines(values))
+    labels = write_text(label_dir / f"{stem}.txt", pkummd_label_lines(instances))
+    return skeleton, labels

@@ -113,6 +113,7 @@ _MODULES = {
     "hugadb": "histvq.data.sources.hugadb",
     "lara": "histvq.data.sources.lara",
     "babel": "histvq.data.sources.babel",
+    "pkummd": "histvq.data.sources.pkummd",
 }
 
 KINDS: tuple[str, ...] = tuple(_MODULES)
