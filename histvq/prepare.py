@@ -1,4 +1,4 @@
-"""Prepare a raw dataset (HuGaDB, LARa, BABEL, PKU-MMD) into the SMQ-compatible layout.
+"""Prepare a raw dataset (HuGaDB, LARa, BABEL, PKU-MMD, NTU) into the SMQ-compatible layout.
 
 Command line::
 
@@ -8,10 +8,13 @@ Command line::
     python -m histvq.prepare pkummd --input SKELETON_DIR --labels LABEL_DIR --output ROOT
                                     [--split all|cross-subject|cross-view] [--split-file FILE]
                                     [--bodies 2] [--actions FILE]
+    python -m histvq.prepare ntu    --input SKELETON_DIR --output ROOT --concat N [--seed 0]
+                                    [--bodies 2] [--sequences K]
 
 writes ``ROOT/<name>/{features,groundTruth,mapping}`` (name: ``hugadb``, ``lara``,
-``babel<N>``, ``pkummd``, or ``--name``), shows a progress bar over the input files and
-ends with one summary line (sequences, frames, labels, skipped files and why). From Python,
+``babel<N>``, ``pkummd``, ``ntu``, or ``--name``), shows a progress bar over the input files
+(over the sequences for ``ntu``, whose sequences are N concatenated clips each) and ends with
+one summary line (sequences, frames, labels, skipped files and why). From Python,
 :func:`prepare_dataset` does the same and returns a :class:`PrepareSummary` (it prints
 nothing; ``summary.line()`` is the CLI's summary line).
 
@@ -95,12 +98,14 @@ def prepare_dataset(
 ) -> PrepareSummary:
     """Prepare raw ``inputs`` of dataset ``kind`` as ``output_root/<name>``.
 
-    ``kind``: ``hugadb``, ``lara``, ``babel`` or ``pkummd``. ``inputs``: folders and/or
-    files (BABEL: the pickles; PKU-MMD: the skeleton files). ``name`` defaults to the kind's
-    name (``babel<subset>`` for BABEL). ``options`` are the kind's options: hugadb
-    ``exclude_corrupted``, ``pattern``; lara ``sample_rate``, ``root_joint``; babel ``subset``
-    (required), ``none_threshold``; pkummd ``labels`` (required), ``split``, ``split_file``,
-    ``bodies``, ``actions``. ``progress``: show a progress bar (None: only on a terminal).
+    ``kind``: ``hugadb``, ``lara``, ``babel``, ``pkummd`` or ``ntu``. ``inputs``: folders
+    and/or files (BABEL: the pickles; PKU-MMD: the skeleton files; NTU: the ``.skeleton``
+    clips). ``name`` defaults to the kind's name (``babel<subset>`` for BABEL).
+    ``options`` are the kind's options: hugadb ``exclude_corrupted``, ``pattern``; lara
+    ``sample_rate``, ``root_joint``; babel ``subset`` (required), ``none_threshold``; pkummd
+    ``labels`` (required), ``split``, ``split_file``, ``bodies``, ``actions``; ntu ``concat``
+    (required), ``seed``, ``bodies``, ``sequences``. ``progress``: show a progress bar (None:
+    only on a terminal).
 
     Raises :class:`~histvq.errors.RawFormatError` for bad raw files and
     :class:`~histvq.errors.ConfigError` for bad options or missing inputs; in both cases an
@@ -230,12 +235,15 @@ def build_parser() -> argparse.ArgumentParser:
             )  # fmt: skip
         elif kind == "pkummd":
             _add_pkummd_arguments(sub)
+        elif kind == "ntu":
+            _add_ntu_arguments(sub)
     return parser
 
 
 _INPUT_HELP = {
     "babel": " (the pickles)",
     "pkummd": " (the skeleton .txt files, one per video)",
+    "ntu": " (the .skeleton clips)",
 }
 
 
@@ -264,11 +272,30 @@ def _add_pkummd_arguments(sub: argparse.ArgumentParser) -> None:
     )  # fmt: skip
 
 
+def _add_ntu_arguments(sub: argparse.ArgumentParser) -> None:
+    sub.add_argument(
+        "--concat", type=int, required=True, metavar="N",
+        help="clips concatenated into one sequence (each clip used at most once)",
+    )  # fmt: skip
+    sub.add_argument(
+        "--seed", type=int, default=0, help="seed of the random draw of clips (default 0)"
+    )
+    sub.add_argument(
+        "--bodies", type=int, default=2, choices=(1, 2),
+        help="bodies kept per frame: 2 (default, M=2) or 1 (the first listed)",
+    )  # fmt: skip
+    sub.add_argument(
+        "--sequences", type=int, metavar="K",
+        help="number of sequences (default: as many as the clips fill)",
+    )  # fmt: skip
+
+
 _OPTION_ARGS = {
     "hugadb": ("exclude_corrupted", "pattern"),
     "lara": ("sample_rate", "root_joint"),
     "babel": ("subset", "none_threshold"),
     "pkummd": ("labels", "split", "split_file", "bodies", "actions"),
+    "ntu": ("concat", "seed", "bodies", "sequences"),
 }
 
 

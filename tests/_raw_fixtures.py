@@ -1,4 +1,4 @@
-"""Tiny raw files in the exact HuGaDB, LARa, BABEL and PKU-MMD formats, for prepare tests.
+"""Tiny raw files in the exact HuGaDB, LARa, BABEL, PKU-MMD and NTU formats, for prepare tests.
 
 Spelled out here independently of ``histvq.data.sources`` (column names, joint names, header
 lines), so a mistake in the parsers' constants shows up as a test failure.
@@ -186,3 +186,36 @@ def write_pkummd(
     skeleton = write_text(skeleton_dir / f"{stem}.txt", pkummd_lines(values))
     labels = write_text(label_dir / f"{stem}.txt", pkummd_label_lines(instances))
     return skeleton, labels
+
+
+# -- NTU RGB+D -------------------------------------------------------------------------------
+
+NTU_BODY_LINE = "72057594037931101 0 1 1 1 1 0 0.01168375 0.2449851 2"
+NTU_JOINT_TAIL = "277.0773 191.5004 1082.26 524.8035 -0.2598077 0.02244523 0.9653498 -0.01110962 2"
+
+
+def ntu_body(seed: int) -> np.ndarray:
+    """(25, 3) joint positions in metres, multiples of 1/8 (exact in binary and as text)."""
+    return np.random.default_rng(seed).integers(-40, 40, size=(25, 3)) / 8
+
+
+def ntu_clip_lines(frames: Sequence[Sequence[np.ndarray]]) -> list[str]:
+    """A ``.skeleton`` file: frame count; per frame the body count, then per body its 10
+    values, the joint count 25 and 25 lines of 12 values (x, y, z first)."""
+    lines = [str(len(frames))]
+    for bodies in frames:
+        lines.append(str(len(bodies)))
+        for xyz in bodies:
+            lines.append(NTU_BODY_LINE)
+            lines.append("25")
+            lines.extend(f"{x} {y} {z} {NTU_JOINT_TAIL}" for x, y, z in xyz)
+    return lines
+
+
+def ntu_clip_frames(num_frames: int, seed: int, bodies: int = 1) -> list[list[np.ndarray]]:
+    """``num_frames`` frames of ``bodies`` random bodies each."""
+    return [[ntu_body(seed * 1000 + 10 * t + b) for b in range(bodies)] for t in range(num_frames)]
+
+
+def write_ntu_clip(path: Path, frames: Sequence[Sequence[np.ndarray]]) -> Path:
+    return write_text(path, ntu_clip_lines(frames))

@@ -411,3 +411,12 @@ class PKUMMDDataModule(RawDataModule):
             f"folder> to prepare it on first use"
         )
 
+
+class NTUDataModule(RawDataModule):
+    """NTU RGB+D clips concatenated into long sequences (25 joints x 3D, 2 bodies, 30 fps).
+
+    ``raw_dir`` is the folder of ``.skeleton`` clips; ``prepare_options`` says how many clips
+    make a sequence and the seed of the draw.
+    """
+
+    kind = "ntu"

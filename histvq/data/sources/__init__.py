@@ -114,6 +114,7 @@ _MODULES = {
     "lara": "histvq.data.sources.lara",
     "babel": "histvq.data.sources.babel",
     "pkummd": "histvq.data.sources.pkummd",
+    "ntu": "histvq.data.sources.ntu",
 }
 
 KINDS: tuple[str, ...] = tuple(_MODULES)
