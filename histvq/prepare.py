@@ -1,14 +1,20 @@
-"""Prepare a raw dataset (HuGaDB, LARa, BABEL subsets) into the SMQ-compatible layout.
+"""Prepare a raw dataset (HuGaDB, LARa, BABEL, PKU-MMD, NTU) into the SMQ-compatible layout.
 
 Command line::
 
     python -m histvq.prepare hugadb --input RAW_DIR --output ROOT [--exclude-corrupted]
     python -m histvq.prepare lara   --input RAW_DIR --output ROOT [--sample-rate 4] [--root-joint 21]
     python -m histvq.prepare babel  --subset 1 --input train_split1.pkl val_split1.pkl --output ROOT
+    python -m histvq.prepare pkummd --input SKELETON_DIR --labels LABEL_DIR --output ROOT
+                                    [--split all|cross-subject|cross-view] [--split-file FILE]
+                                    [--bodies 2] [--actions FILE]
+    python -m histvq.prepare ntu    --input SKELETON_DIR --output ROOT --concat N [--seed 0]
+                                    [--bodies 2] [--sequences K]
 
 writes ``ROOT/<name>/{features,groundTruth,mapping}`` (name: ``hugadb``, ``lara``,
-``babel<N>``, or ``--name``), shows a progress bar over the input files and ends with one
-summary line (sequences, frames, labels, skipped files and why). From Python,
+``babel<N>``, ``pkummd``, ``ntu``, or ``--name``), shows a progress bar over the input files
+(over the sequences for ``ntu``, whose sequences are N concatenated clips each) and ends with
+one summary line (sequences, frames, labels, skipped files and why). From Python,
 :func:`prepare_dataset` does the same and returns a :class:`PrepareSummary` (it prints
 nothing; ``summary.line()`` is the CLI's summary line).
 
@@ -92,11 +98,14 @@ def prepare_dataset(
 ) -> PrepareSummary:
     """Prepare raw ``inputs`` of dataset ``kind`` as ``output_root/<name>``.
 
-    ``kind``: ``hugadb``, ``lara`` or ``babel``. ``inputs``: folders and/or files (BABEL: the
-    pickles). ``name`` defaults to the kind's name (``babel<subset>`` for BABEL).
-    ``options`` are the kind's options: hugadb ``exclude_corrupted``; lara ``sample_rate``,
-    ``root_joint``; babel ``subset`` (required), ``none_threshold``. ``progress``: show a
-    progress bar (None: only on a terminal).
+    ``kind``: ``hugadb``, ``lara``, ``babel``, ``pkummd`` or ``ntu``. ``inputs``: folders
+    and/or files (BABEL: the pickles; PKU-MMD: the skeleton files; NTU: the ``.skeleton``
+    clips). ``name`` defaults to the kind's name (``babel<subset>`` for BABEL).
+    ``options`` are the kind's options: hugadb ``exclude_corrupted``, ``pattern``; lara
+    ``sample_rate``, ``root_joint``; babel ``subset`` (required), ``none_threshold``; pkummd
+    ``labels`` (required), ``split``, ``split_file``, ``bodies``, ``actions``; ntu ``concat``
+    (required), ``seed``, ``bodies``, ``sequences``. ``progress``: show a progress bar (None:
+    only on a terminal).
 
     Raises :class:`~histvq.errors.RawFormatError` for bad raw files and
     :class:`~histvq.errors.ConfigError` for bad options or missing inputs; in both cases an
@@ -108,7 +117,6 @@ def prepare_dataset(
     if not paths:
         raise ConfigError(f"prepare {kind}: no inputs given")
     name = name or source.default_name(opts)
-    mapping = source.mapping(opts)
 
     discovery = source.discover(paths, opts)
     skipped: list[Skipped] = list(discovery.skipped)
@@ -116,6 +124,7 @@ def prepare_dataset(
         where = ", ".join(str(p) for p in paths)
         detail = f" (skipped {len(skipped)}: {describe_skipped(skipped)})" if skipped else ""
         raise ConfigError(f"prepare {kind}: no input files to read in {where}{detail}")
+    mapping = discovery.mapping if discovery.mapping is not None else source.mapping(opts)
 
     seen: dict[str, tuple[str, str]] = {}
     present: set[str] = set()
@@ -129,8 +138,8 @@ def prepare_dataset(
         dynamic_ncols=True,
     )
     with LayoutWriter(output_root, name, mapping) as writer:
-        for path in bar:
-            for item in source.read(path, opts):
+        for origin in bar:  # a file, or a group of files making one sequence
+            for item in source.read(origin, opts):
                 if isinstance(item, Skipped):
                     skipped.append(item)
                     continue
@@ -139,14 +148,14 @@ def prepare_dataset(
                     first_digest, first_origin = seen[item.name]
                     if digest != first_digest:
                         raise RawFormatError(
-                            f"{path}: sequence {item.name!r} also comes from {first_origin} "
+                            f"{origin}: sequence {item.name!r} also comes from {first_origin} "
                             f"with different content; rename or remove one of them"
                         )
                     skipped.append(
                         Skipped(item.name, f"duplicate of an identical sequence in {first_origin}")
                     )
                     continue
-                seen[item.name] = (digest, str(path))
+                seen[item.name] = (digest, str(origin))
                 writer.add(item.name, item.features, item.labels)
                 present.update(item.labels)
         bar.close()
@@ -191,7 +200,7 @@ def build_parser() -> argparse.ArgumentParser:
         sub = kinds.add_parser(kind, help=get_source(kind).description)
         sub.add_argument(
             "--input", "-i", nargs="+", required=True, type=Path, metavar="PATH",
-            help="raw input folder(s) or file(s)" + (" (the pickles)" if kind == "babel" else ""),
+            help="raw input folder(s) or file(s)" + _INPUT_HELP.get(kind, ""),
         )  # fmt: skip
         sub.add_argument(
             "--output", "-o", type=Path, default=Path("data"), metavar="ROOT",
@@ -225,13 +234,69 @@ def build_parser() -> argparse.ArgumentParser:
                 "--none-threshold", type=float, default=50.0, metavar="PERCENT",
                 help="drop sequences whose share of 'none' frames exceeds this (default 50)",
             )  # fmt: skip
+        elif kind == "pkummd":
+            _add_pkummd_arguments(sub)
+        elif kind == "ntu":
+            _add_ntu_arguments(sub)
     return parser
+
+
+_INPUT_HELP = {
+    "babel": " (the pickles)",
+    "pkummd": " (the skeleton .txt files, one per video)",
+    "ntu": " (the .skeleton clips)",
+}
+
+
+def _add_pkummd_arguments(sub: argparse.ArgumentParser) -> None:
+    sub.add_argument(
+        "--labels", required=True, metavar="DIR",
+        help="folder of the label files (<video>.txt: class,start,end,confidence per line)",
+    )  # fmt: skip
+    sub.add_argument(
+        "--split", default="all", choices=("all", "cross-subject", "cross-view"),
+        help="all (default: every recording, the transductive protocol) or the videos an "
+        "official split lists (needs --split-file)",
+    )  # fmt: skip
+    sub.add_argument(
+        "--split-file", metavar="FILE",
+        help="video names of the split, separated by commas/whitespace ('Title:' prefixes "
+        "and # lines ignored)",
+    )  # fmt: skip
+    sub.add_argument(
+        "--bodies", type=int, default=2, choices=(1, 2),
+        help="bodies kept per frame: 2 (default, M=2) or 1 (the main body)",
+    )  # fmt: skip
+    sub.add_argument(
+        "--actions", metavar="FILE",
+        help="class names: '<id>,<name>' (or tab/space separated) per line; default class_<id>",
+    )  # fmt: skip
+
+
+def _add_ntu_arguments(sub: argparse.ArgumentParser) -> None:
+    sub.add_argument(
+        "--concat", type=int, required=True, metavar="N",
+        help="clips concatenated into one sequence (each clip used at most once)",
+    )  # fmt: skip
+    sub.add_argument(
+        "--seed", type=int, default=0, help="seed of the random draw of clips (default 0)"
+    )
+    sub.add_argument(
+        "--bodies", type=int, default=2, choices=(1, 2),
+        help="bodies kept per frame: 2 (default, M=2) or 1 (the first listed)",
+    )  # fmt: skip
+    sub.add_argument(
+        "--sequences", type=int, metavar="K",
+        help="number of sequences (default: as many as the clips fill)",
+    )  # fmt: skip
 
 
 _OPTION_ARGS = {
     "hugadb": ("exclude_corrupted", "pattern"),
     "lara": ("sample_rate", "root_joint"),
     "babel": ("subset", "none_threshold"),
+    "pkummd": ("labels", "split", "split_file", "bodies", "actions"),
+    "ntu": ("concat", "seed", "bodies", "sequences"),
 }
 
 

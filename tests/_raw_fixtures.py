@@ -1,4 +1,4 @@
-"""Writers of tiny raw files in the exact HuGaDB, LARa and BABEL formats, for the prepare tests.
+"""Tiny raw files in the exact HuGaDB, LARa, BABEL, PKU-MMD and NTU formats, for prepare tests.
 
 Spelled out here independently of ``histvq.data.sources`` (column names, joint names, header
 lines), so a mistake in the parsers' constants shows up as a test failure.
@@ -146,3 +146,76 @@ def snapshot(folder: Path) -> dict[str, bytes]:
     return {
         str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()
     }
+
+
+# -- PKU-MMD ---------------------------------------------------------------------------------
+
+
+def pkummd_values(num_frames: int, seed: int = 0, second_body: bool = True) -> np.ndarray:
+    """(T, 2 bodies, 25 joints, 3) coordinates in metres, all multiples of 1/8 (exact in binary
+    and in 3-decimal text); the second body is all zeros when ``second_body`` is false."""
+    rng = np.random.default_rng(seed)
+    values = rng.integers(-40, 40, size=(num_frames, 2, 25, 3)) / 8
+    if not second_body:
+        values[:, 1] = 0.0
+    return values
+
+
+def pkummd_lines(values: np.ndarray) -> list[str]:
+    """A skeleton file: per frame 150 space-separated numbers (body 1 joints x,y,z, then body
+    2). Like the release, lines after the first start with a space and end with one."""
+    lines = []
+    for t, frame in enumerate(values):
+        text = " ".join(f"{v:.3f}" for v in frame.reshape(-1)) + " "
+        lines.append(text if t == 0 else " " + text)
+    return lines
+
+
+def pkummd_label_lines(instances: Sequence[tuple[int, int, int, int]]) -> list[str]:
+    """A label file: ``class,start,end,confidence`` per instance."""
+    return [",".join(str(v) for v in instance) for instance in instances]
+
+
+def write_pkummd(
+    skeleton_dir: Path,
+    label_dir: Path,
+    stem: str,
+    values: np.ndarray,
+    instances: Sequence[tuple[int, int, int, int]],
+) -> tuple[Path, Path]:
+    skeleton = write_text(skeleton_dir / f"{stem}.txt", pkummd_lines(values))
+    labels = write_text(label_dir / f"{stem}.txt", pkummd_label_lines(instances))
+    return skeleton, labels
+
+
+# -- NTU RGB+D -------------------------------------------------------------------------------
+
+NTU_BODY_LINE = "72057594037931101 0 1 1 1 1 0 0.01168375 0.2449851 2"
+NTU_JOINT_TAIL = "277.0773 191.5004 1082.26 524.8035 -0.2598077 0.02244523 0.9653498 -0.01110962 2"
+
+
+def ntu_body(seed: int) -> np.ndarray:
+    """(25, 3) joint positions in metres, multiples of 1/8 (exact in binary and as text)."""
+    return np.random.default_rng(seed).integers(-40, 40, size=(25, 3)) / 8
+
+
+def ntu_clip_lines(frames: Sequence[Sequence[np.ndarray]]) -> list[str]:
+    """A ``.skeleton`` file: frame count; per frame the body count, then per body its 10
+    values, the joint count 25 and 25 lines of 12 values (x, y, z first)."""
+    lines = [str(len(frames))]
+    for bodies in frames:
+        lines.append(str(len(bodies)))
+        for xyz in bodies:
+            lines.append(NTU_BODY_LINE)
+            lines.append("25")
+            lines.extend(f"{x} {y} {z} {NTU_JOINT_TAIL}" for x, y, z in xyz)
+    return lines
+
+
+def ntu_clip_frames(num_frames: int, seed: int, bodies: int = 1) -> list[list[np.ndarray]]:
+    """``num_frames`` frames of ``bodies`` random bodies each."""
+    return [[ntu_body(seed * 1000 + 10 * t + b) for b in range(bodies)] for t in range(num_frames)]
+
+
+def write_ntu_clip(path: Path, frames: Sequence[Sequence[np.ndarray]]) -> Path:
+    return write_text(path, ntu_clip_lines(frames))

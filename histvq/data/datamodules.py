@@ -385,3 +385,39 @@ class BABELDataModule(RawDataModule):
             f"val_split{self.subset}.pkl --output {self.data_dir}` or set dataset.raw_dir=<folder "
             f"with the pickles> to prepare it on first use"
         )
+
+
+class PKUMMDDataModule(RawDataModule):
+    """PKU-MMD: long Kinect v2 recordings, 25 joints x 3D, up to 2 bodies, 30 fps.
+
+    ``raw_dir`` is the folder of skeleton files; ``prepare_options.labels`` the folder of the
+    per-video label files (both needed to prepare on first use).
+    """
+
+    kind = "pkummd"
+
+    def prepare_data(self) -> None:
+        if not self.path.is_dir() and self.raw_dir and not self.prepare_options.get("labels"):
+            raise ConfigError(
+                "dataset.prepare_options.labels: set it to the folder of the PKU-MMD label "
+                "files to prepare the skeletons of dataset.raw_dir"
+            )
+        super().prepare_data()
+
+    def missing_message(self) -> str:
+        return (
+            f"{self.path}: prepared dataset not found; run `python -m histvq.prepare pkummd "
+            f"--input <skeleton folder> --labels <label folder> --output {self.data_dir}` or "
+            f"set dataset.raw_dir=<skeleton folder> dataset.prepare_options.labels=<label "
+            f"folder> to prepare it on first use"
+        )
+
+
+class NTUDataModule(RawDataModule):
+    """NTU RGB+D clips concatenated into long sequences (25 joints x 3D, 2 bodies, 30 fps).
+
+    ``raw_dir`` is the folder of ``.skeleton`` clips; ``prepare_options`` says how many clips
+    make a sequence and the seed of the draw.
+    """
+
+    kind = "ntu"

@@ -1,10 +1,16 @@
 """Raw dataset formats: one module per format, and the registry that names them.
 
-Each format module (``hugadb``, ``lara``, ``babel``) turns its raw files into
-:class:`RawSequence` objects — a name, (C, T, V, M) float32 features and one label name per
-frame — plus the dataset's label mapping ``{id: name}``. It exports a module-level ``SOURCE``
-(a :class:`Source`) that :mod:`histvq.prepare` drives: ``discover`` lists the files to read
-(and the ones it leaves out, with the reason), ``read`` streams one file's sequences.
+Each format module (``hugadb``, ``lara``, ``babel``, ``pkummd``, ``ntu``) turns its raw
+files into :class:`RawSequence` objects — a name, (C, T, V, M) float32 features and one label
+name per frame — plus the dataset's label mapping ``{id: name}``. It exports a module-level
+``SOURCE`` (a :class:`Source`) that :mod:`histvq.prepare` drives: ``discover`` lists what to
+read (and the files it leaves out, with the reason), ``read`` streams the sequences of one
+listed item.
+
+A listed item is usually one file. A source whose sequences are built from several files
+(NTU clips concatenated into one long sequence) lists a :class:`FileGroup` per sequence
+instead. A source whose label set depends on the files found (PKU-MMD without an actions
+table) puts the mapping on its :class:`Discovery`, where it replaces ``Source.mapping``.
 
 The registry imports a format module only when its kind is asked for, so this package's
 base types can be imported by the format modules without an import cycle.
@@ -45,12 +51,31 @@ class Skipped(NamedTuple):
     reason: str
 
 
+@dataclass(frozen=True)
+class FileGroup:
+    """Several raw files that together make one sequence named ``name`` (in this order)."""
+
+    name: str
+    files: tuple[Path, ...]
+
+    def __str__(self) -> str:
+        first = self.files[0].name if self.files else "no files"
+        more = f" + {len(self.files) - 1} more" if len(self.files) > 1 else ""
+        return f"{self.name} ({first}{more})"
+
+
 @dataclass
 class Discovery:
-    """The files a source will read, in order, and the files it deliberately leaves out."""
+    """What a source will read, in order, and the files it deliberately leaves out.
 
-    files: list[Path] = field(default_factory=list)
+    ``files`` holds paths, or :class:`FileGroup` objects for sources that build one sequence
+    from several files. ``mapping``, when set, is the label mapping to write instead of
+    ``Source.mapping(options)`` (for sources whose labels are only known from the files).
+    """
+
+    files: list[Path | FileGroup] = field(default_factory=list)
     skipped: list[Skipped] = field(default_factory=list)
+    mapping: dict[int, str] | None = None
 
 
 @dataclass(frozen=True)
@@ -59,8 +84,9 @@ class Source:
 
     ``options_type`` is a dataclass whose fields are the kind's options (with defaults);
     ``default_name(options)`` names the output folder; ``mapping(options)`` gives the label
-    mapping written to ``mapping.txt``; ``discover(inputs, options)`` expands the user's
-    inputs into files; ``read(file, options)`` yields that file's sequences and skips.
+    mapping written to ``mapping.txt`` (unless discovery gives one); ``discover(inputs,
+    options)`` expands the user's inputs into files (or file groups); ``read(item, options)``
+    yields the sequences and skips of one discovered item.
     """
 
     kind: str
@@ -69,7 +95,7 @@ class Source:
     default_name: Callable[[Any], str]
     mapping: Callable[[Any], dict[int, str]]
     discover: Callable[[list[Path], Any], Discovery]
-    read: Callable[[Path, Any], Iterator[RawSequence | Skipped]]
+    read: Callable[[Any, Any], Iterator[RawSequence | Skipped]]
 
     def make_options(self, **options: Any) -> Any:
         """Build this kind's options object, rejecting unknown option names."""
@@ -87,13 +113,15 @@ _MODULES = {
     "hugadb": "histvq.data.sources.hugadb",
     "lara": "histvq.data.sources.lara",
     "babel": "histvq.data.sources.babel",
+    "pkummd": "histvq.data.sources.pkummd",
+    "ntu": "histvq.data.sources.ntu",
 }
 
 KINDS: tuple[str, ...] = tuple(_MODULES)
 
 
 def get_source(kind: str) -> Source:
-    """The :class:`Source` registered for ``kind`` (``hugadb``, ``lara`` or ``babel``)."""
+    """The :class:`Source` registered for ``kind`` (one of :data:`KINDS`)."""
     try:
         module_name = _MODULES[kind]
     except KeyError:
@@ -176,6 +204,7 @@ def _unique(paths: list[Path]) -> list[Path]:
 __all__ = [
     "KINDS",
     "Discovery",
+    "FileGroup",
     "RawSequence",
     "Skipped",
     "Source",
