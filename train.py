@@ -15,6 +15,7 @@ os.environ.setdefault("PROJECT_ROOT", str(Path(__file__).resolve().parent))
 import hydra
 from omegaconf import DictConfig
 
+from histvq.cluster import pin_shared_run_id
 from histvq.errors import run_reporting_errors
 from histvq.pipeline import train_and_evaluate
 from histvq.runtime import quiet_third_party_notices
@@ -28,4 +29,6 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
+    # Processes of one multi-node run (srun, torchrun) share one run folder.
+    pin_shared_run_id()
     main()

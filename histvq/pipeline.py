@@ -15,7 +15,7 @@ import lightning as L
 import torch
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
-from histvq.callbacks.runtime import ProcessSetup
+from histvq.callbacks.runtime import ProcessSetup, SharedRunSetup
 from histvq.config import instantiate_node, to_plain
 from histvq.data.datamodules import DataSpec, LayoutDataModule
 from histvq.errors import ConfigError
@@ -84,9 +84,9 @@ def _train_and_evaluate(cfg: DictConfig) -> dict[str, Any] | None:
     model.data_spec = spec.to_dict()
     callbacks = _instantiate_group(cfg.get("callbacks"), "callbacks")
     callbacks.append(ProcessSetup(keep_cpu_memory=bool(cfg.get("keep_cpu_memory", True))))
+    # Checks that all ranks share the run folder and logs the config from global rank 0.
+    callbacks.append(SharedRunSetup(str(output_dir), run_config))
     loggers = _instantiate_group(cfg.get("logger"), "logger")
-    for logger in loggers:
-        logger.log_hyperparams(run_config)
     trainer: L.Trainer = instantiate_node(
         cfg.trainer, "trainer", callbacks=callbacks, logger=loggers or False
     )
