@@ -8,14 +8,21 @@ python train.py -m model.levels=1,2,3          # a multirun sweep
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 os.environ.setdefault("PROJECT_ROOT", str(Path(__file__).resolve().parent))
 
+from histvq.cluster import exit_if_plugin_missing, pin_shared_run_id
+
+if __name__ == "__main__":
+    # Before the heavy imports: a launcher or sweeper whose Hydra plugin is missing is one
+    # line naming the package (Hydra would stop before main with a long error).
+    exit_if_plugin_missing(sys.argv[1:], Path(__file__).resolve().parent)
+
 import hydra
 from omegaconf import DictConfig
 
-from histvq.cluster import pin_shared_run_id
 from histvq.errors import run_reporting_errors
 from histvq.pipeline import train_and_evaluate
 from histvq.runtime import quiet_third_party_notices

@@ -26,8 +26,13 @@ from histvq.evaluation import (
 )
 from histvq.loggers import finish_wandb
 from histvq.models import HiSTVQ, build_model
+from histvq.runtime import quiet_third_party_notices
 
 log = logging.getLogger(__name__)
+
+# Jobs that a Hydra launcher runs in worker processes (joblib, submitit) import this module
+# but never run train.py's top level.
+quiet_third_party_notices()
 
 METRICS_FILE = "metrics.json"
 
