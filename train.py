@@ -3,6 +3,7 @@
 python train.py                                # HiST-VQ on the embedded synthetic data
 python train.py dataset=babel2 model.alpha=3   # any Hydra override
 python train.py -m model.levels=1,2,3          # a multirun sweep
+python train.py -m +sweeps=search_hugadb       # an Optuna search (main returns the objective)
 """
 
 from __future__ import annotations
@@ -24,15 +25,16 @@ import hydra
 from omegaconf import DictConfig
 
 from histvq.errors import run_reporting_errors
-from histvq.pipeline import train_and_evaluate
+from histvq.pipeline import train_for_objective
 from histvq.runtime import quiet_third_party_notices
 
 quiet_third_party_notices()
 
 
 @hydra.main(config_path="conf", config_name="train", version_base="1.3")
-def main(cfg: DictConfig) -> None:
-    run_reporting_errors(lambda: train_and_evaluate(cfg))
+def main(cfg: DictConfig) -> float | None:
+    """Returns ``cfg.objective`` of the run's metrics (what a sweeper such as Optuna sees)."""
+    return run_reporting_errors(lambda: train_for_objective(cfg))
 
 
 if __name__ == "__main__":

@@ -25,6 +25,7 @@ from histvq.evaluation import (
     write_evaluation,
 )
 from histvq.loggers import finish_wandb
+from histvq.metrics import METRIC_KEYS
 from histvq.models import HiSTVQ, build_model
 from histvq.runtime import quiet_third_party_notices
 
@@ -35,6 +36,7 @@ log = logging.getLogger(__name__)
 quiet_third_party_notices()
 
 METRICS_FILE = "metrics.json"
+OBJECTIVE_MATCHINGS = ("global", "local")
 
 
 def _instantiate_group(group: DictConfig | None, key: str) -> list[Any]:
@@ -74,6 +76,43 @@ def train_and_evaluate(cfg: DictConfig) -> dict[str, Any] | None:
         return metrics
     finally:
         finish_wandb(failed)
+
+
+def parse_objective(objective: Any) -> tuple[str, str]:
+    """``"global/mof"`` -> ("global", "mof"): a matching of metrics.json and one of its
+    metrics. Raises :class:`ConfigError` for anything else."""
+    text = str(objective).strip().lower()
+    matching, sep, metric = text.partition("/")
+    if not sep or matching not in OBJECTIVE_MATCHINGS or metric not in METRIC_KEYS:
+        raise ConfigError(
+            f"objective: unknown value {objective!r} (<matching>/<metric> with matching "
+            f"{' | '.join(OBJECTIVE_MATCHINGS)} and metric {' | '.join(METRIC_KEYS)}, "
+            f"e.g. global/mof)"
+        )
+    return matching, metric
+
+
+def objective_value(metrics: dict[str, Any], objective: Any) -> float:
+    """The number that ``objective`` (``"<matching>/<metric>"``) names in a metrics dict as
+    written to metrics.json."""
+    matching, metric = parse_objective(objective)
+    block = metrics.get(matching)
+    value = block.get(metric) if isinstance(block, dict) else None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ConfigError(f"objective: the metrics hold no number {matching}/{metric}")
+    return float(value)
+
+
+def train_for_objective(cfg: DictConfig) -> float | None:
+    """What ``train.py`` runs: :func:`train_and_evaluate`, returning the value of
+    ``cfg.objective`` (e.g. ``global/mof``) to the Hydra sweeper, which optimises it
+    (``hydra/sweeper=optuna``). None on non-zero ranks and when nothing was evaluated."""
+    objective = cfg.get("objective", "global/mof")
+    parse_objective(objective)  # fail before training, not after
+    metrics = train_and_evaluate(cfg)
+    if metrics is None:
+        return None
+    return objective_value(metrics, objective)
 
 
 def _train_and_evaluate(cfg: DictConfig) -> dict[str, Any] | None:
