@@ -20,10 +20,10 @@ $(STAMP): pyproject.toml
 	@$(BIN)/python -c "import torch" 2>/dev/null \
 		&& echo "torch already installed: $$($(BIN)/python -c 'import torch; print(torch.__version__)')" \
 		|| $(BIN)/python -m pip install -q "$(TORCH_SPEC)"
-	$(BIN)/python -m pip install -q -e ".[dev]"
+	$(BIN)/python -m pip install -q -e ".[dev,cluster]"
 	@touch $(STAMP)
 
-install: $(STAMP)  ## create .venv (torch first, then histvq with dev tools)
+install: $(STAMP)  ## create .venv (torch first, then histvq with dev tools and Hydra plugins)
 
 train: $(STAMP)  ## train HiST-VQ on the embedded synthetic data (ARGS="model=smq ..." for overrides)
 	$(BIN)/python train.py $(ARGS)

@@ -7,9 +7,16 @@ python evaluate.py ckpt_path=... dataset=hugadb   # evaluate on another prepared
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 os.environ.setdefault("PROJECT_ROOT", str(Path(__file__).resolve().parent))
+
+from histvq.cluster import exit_if_plugin_missing
+
+if __name__ == "__main__":
+    # A launcher whose Hydra plugin is missing: one line naming the package.
+    exit_if_plugin_missing(sys.argv[1:], Path(__file__).resolve().parent)
 
 import hydra
 from omegaconf import DictConfig

@@ -15,7 +15,7 @@ import lightning as L
 import torch
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
-from histvq.callbacks.runtime import ProcessSetup
+from histvq.callbacks.runtime import ProcessSetup, SharedRunSetup
 from histvq.config import instantiate_node, to_plain
 from histvq.data.datamodules import DataSpec, LayoutDataModule
 from histvq.errors import ConfigError
@@ -25,11 +25,18 @@ from histvq.evaluation import (
     write_evaluation,
 )
 from histvq.loggers import finish_wandb
+from histvq.metrics import METRIC_KEYS
 from histvq.models import HiSTVQ, build_model
+from histvq.runtime import quiet_third_party_notices
 
 log = logging.getLogger(__name__)
 
+# Jobs that a Hydra launcher runs in worker processes (joblib, submitit) import this module
+# but never run train.py's top level.
+quiet_third_party_notices()
+
 METRICS_FILE = "metrics.json"
+OBJECTIVE_MATCHINGS = ("global", "local")
 
 
 def _instantiate_group(group: DictConfig | None, key: str) -> list[Any]:
@@ -71,6 +78,43 @@ def train_and_evaluate(cfg: DictConfig) -> dict[str, Any] | None:
         finish_wandb(failed)
 
 
+def parse_objective(objective: Any) -> tuple[str, str]:
+    """``"global/mof"`` -> ("global", "mof"): a matching of metrics.json and one of its
+    metrics. Raises :class:`ConfigError` for anything else."""
+    text = str(objective).strip().lower()
+    matching, sep, metric = text.partition("/")
+    if not sep or matching not in OBJECTIVE_MATCHINGS or metric not in METRIC_KEYS:
+        raise ConfigError(
+            f"objective: unknown value {objective!r} (<matching>/<metric> with matching "
+            f"{' | '.join(OBJECTIVE_MATCHINGS)} and metric {' | '.join(METRIC_KEYS)}, "
+            f"e.g. global/mof)"
+        )
+    return matching, metric
+
+
+def objective_value(metrics: dict[str, Any], objective: Any) -> float:
+    """The number that ``objective`` (``"<matching>/<metric>"``) names in a metrics dict as
+    written to metrics.json."""
+    matching, metric = parse_objective(objective)
+    block = metrics.get(matching)
+    value = block.get(metric) if isinstance(block, dict) else None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ConfigError(f"objective: the metrics hold no number {matching}/{metric}")
+    return float(value)
+
+
+def train_for_objective(cfg: DictConfig) -> float | None:
+    """What ``train.py`` runs: :func:`train_and_evaluate`, returning the value of
+    ``cfg.objective`` (e.g. ``global/mof``) to the Hydra sweeper, which optimises it
+    (``hydra/sweeper=optuna``). None on non-zero ranks and when nothing was evaluated."""
+    objective = cfg.get("objective", "global/mof")
+    parse_objective(objective)  # fail before training, not after
+    metrics = train_and_evaluate(cfg)
+    if metrics is None:
+        return None
+    return objective_value(metrics, objective)
+
+
 def _train_and_evaluate(cfg: DictConfig) -> dict[str, Any] | None:
     output_dir = Path(cfg.paths.output_dir)
     if cfg.get("ckpt_path") and not Path(cfg.ckpt_path).is_file():
@@ -84,9 +128,9 @@ def _train_and_evaluate(cfg: DictConfig) -> dict[str, Any] | None:
     model.data_spec = spec.to_dict()
     callbacks = _instantiate_group(cfg.get("callbacks"), "callbacks")
     callbacks.append(ProcessSetup(keep_cpu_memory=bool(cfg.get("keep_cpu_memory", True))))
+    # Checks that all ranks share the run folder and logs the config from global rank 0.
+    callbacks.append(SharedRunSetup(str(output_dir), run_config))
     loggers = _instantiate_group(cfg.get("logger"), "logger")
-    for logger in loggers:
-        logger.log_hyperparams(run_config)
     trainer: L.Trainer = instantiate_node(
         cfg.trainer, "trainer", callbacks=callbacks, logger=loggers or False
     )

@@ -60,7 +60,14 @@ class _DropMessages(logging.Filter):
 
 
 def quiet_third_party_notices() -> None:
-    """Hide two library notices that every run would print and no user can act on: a
-    deprecation inside Lightning's own pytree helper, and Lightning's advertising tip."""
+    """Hide library notices that runs would print and no user can act on: a deprecation
+    inside Lightning's own pytree helper, Lightning's advertising tip, and Hydra's note that
+    conf/hydra/launcher/joblib.yaml (a complete launcher config that takes the place of the
+    joblib plugin's own) is checked against the plugin's schema of the same name."""
     warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated")
-    logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(_DropMessages("litlogger"))
+    warnings.filterwarnings(
+        "ignore", message=r"\s*'hydra/launcher/joblib' is validated against ConfigStore schema"
+    )
+    rank_zero = logging.getLogger("lightning.pytorch.utilities.rank_zero")
+    if not any(isinstance(f, _DropMessages) for f in rank_zero.filters):
+        rank_zero.addFilter(_DropMessages("litlogger"))

@@ -1,10 +1,14 @@
-"""Process-level settings that must hold in every training process, DDP workers included."""
+"""Per-process setup of a training run, in every training process (DDP workers included)."""
 
 from __future__ import annotations
+
+from typing import Any
 
 import lightning as L
 from lightning.pytorch.callbacks import Callback
 
+from histvq.cluster import RUN_ID_VARIABLE
+from histvq.errors import ConfigError
 from histvq.runtime import keep_cpu_memory_in_process
 
 
@@ -19,3 +23,39 @@ class ProcessSetup(Callback):
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         if self.keep_cpu_memory and trainer.strategy.root_device.type == "cpu":
             keep_cpu_memory_in_process()
+
+
+class SharedRunSetup(Callback):
+    """Once every process knows its global rank (``setup``, after the processes started):
+
+    - checks that all processes of a multi-process run write to the same run folder (each
+      process composes its own config; under ``srun``/``torchrun`` a time-stamped folder name
+      would differ between them) and stops every rank with one message if not;
+    - logs the composed run config to the loggers from global rank 0 only. Before ``setup``
+      the rank comes from environment variables, which on the first process of a node
+      other than node 0 can still read 0.
+    """
+
+    def __init__(self, output_dir: str, run_config: dict[str, Any] | None = None):
+        super().__init__()
+        self.output_dir = str(output_dir)
+        self.run_config = run_config
+
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        if trainer.world_size > 1:
+            import torch
+
+            chosen = trainer.strategy.broadcast(self.output_dir, src=0)
+            differs = torch.tensor(
+                float(chosen != self.output_dir), device=trainer.strategy.root_device
+            )
+            if float(trainer.strategy.reduce(differs, reduce_op="sum")) > 0:
+                raise ConfigError(
+                    f"the processes of this run chose different run folders (rank 0: {chosen}, "
+                    f"rank {trainer.global_rank}: {self.output_dir}); give them one with "
+                    f"hydra.run.dir=<folder> or the environment variable {RUN_ID_VARIABLE} "
+                    f"(srun steps and torchrun with --rdzv-id get one automatically)"
+                )
+        if self.run_config is not None and trainer.is_global_zero:
+            for logger in trainer.loggers:
+                logger.log_hyperparams(self.run_config)

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,29 @@ from histvq.data.sampler import TrainBatchSampler, ShardedEvalBatchSampler
 from histvq.errors import ConfigError, LayoutError
 
 log = logging.getLogger(__name__)
+
+
+@contextmanager
+def preparation_lock(root: Path, name: str) -> Iterator[None]:
+    """Let one process at a time prepare ``<root>/<name>``.
+
+    Every job of a parallel sweep and every rank of a run started by ``srun`` or ``torchrun``
+    prepares its data before training; with this lock the first one writes the folder and the
+    others wait, then find it ready. The lock is an exclusive ``flock`` on
+    ``<root>/.<name>.lock`` (POSIX; without ``fcntl`` no lock is taken).
+    """
+    try:
+        import fcntl
+    except ImportError:  # not POSIX
+        yield
+        return
+    root.mkdir(parents=True, exist_ok=True)
+    with open(root / f".{name}.lock", "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 @dataclass(frozen=True)
@@ -286,7 +310,9 @@ class SyntheticDataModule(LayoutDataModule):
             spec = SyntheticSpec(**self.generator_settings)
         except TypeError as error:
             raise ConfigError(f"dataset.generator: {error}") from None
-        ensure_synthetic_dataset(Path(self.data_dir).expanduser(), self.name, spec)
+        root = Path(self.data_dir).expanduser()
+        with preparation_lock(root, self.name):
+            ensure_synthetic_dataset(root, self.name, spec)
         self._ensured = True
 
     def prepare_data_if_missing(self) -> None:
@@ -324,13 +350,13 @@ class RawDataModule(LayoutDataModule):
             raise LayoutError(self.missing_message())
         from histvq.prepare import prepare_dataset
 
-        summary = prepare_dataset(
-            self.kind,
-            self.raw_inputs(),
-            Path(self.data_dir).expanduser(),
-            name=self.name,
-            **self.prepare_options,
-        )
+        root = Path(self.data_dir).expanduser()
+        with preparation_lock(root, self.name):
+            if self.path.is_dir():  # prepared by another process meanwhile
+                return
+            summary = prepare_dataset(
+                self.kind, self.raw_inputs(), root, name=self.name, **self.prepare_options
+            )
         log.info("prepared %s", summary)
 
     def missing_message(self) -> str:
