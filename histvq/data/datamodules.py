@@ -20,6 +20,7 @@ import lightning as L
 from torch.utils.data import DataLoader
 
 from histvq.data.dataset import PadCollate, SequenceDataset
+from histvq.data.loaders import ResumableLoader, private_generator
 from histvq.data.layout import LayoutDataset, dataset_dir, read_layout
 from histvq.data.sampler import TrainBatchSampler, ShardedEvalBatchSampler
 from histvq.errors import ConfigError, LayoutError
@@ -259,7 +260,19 @@ class LayoutDataModule(L.LightningDataModule):
             num_replicas=replicas,
             rank=rank,
         )
-        return self._loader(sampler)
+        return ResumableLoader(
+            self.dataset,
+            batch_sampler=sampler,
+            consumed=self._batches_consumed,
+            **self._loader_options(),
+        )
+
+    def _batches_consumed(self) -> int:
+        """Training batches of the current epoch the trainer has taken (for checkpoints)."""
+        trainer = getattr(self, "trainer", None)
+        if trainer is None:
+            return 0
+        return int(trainer.fit_loop.epoch_loop.batch_progress.current.ready)
 
     def predict_dataloader(self) -> DataLoader:
         return self.eval_dataloader()
@@ -282,10 +295,16 @@ class LayoutDataModule(L.LightningDataModule):
         return DataLoader(
             self.dataset,
             batch_sampler=batch_sampler,
-            collate_fn=PadCollate(self.patch_size),
-            num_workers=self.num_workers,
-            persistent_workers=self.num_workers > 0,
+            generator=private_generator(),
+            **self._loader_options(),
         )
+
+    def _loader_options(self) -> dict[str, Any]:
+        return {
+            "collate_fn": PadCollate(self.patch_size),
+            "num_workers": self.num_workers,
+            "persistent_workers": self.num_workers > 0,
+        }
 
 
 class SyntheticDataModule(LayoutDataModule):

@@ -95,6 +95,7 @@ class TrainBatchSampler(Sampler[list[int]]):
         self.sampler = EpochOrder(lengths, bucket=bucket, shuffle=shuffle, jitter=jitter, seed=seed)
         self.batch_size = batch_size
         self.num_replicas, self.rank = num_replicas, rank
+        self._resume: tuple[int, int] | None = None
 
     @property
     def epoch(self) -> int:
@@ -102,6 +103,11 @@ class TrainBatchSampler(Sampler[list[int]]):
 
     def set_epoch(self, epoch: int) -> None:
         self.sampler.set_epoch(epoch)
+
+    def resume(self, epoch: int, skip: int) -> None:
+        """Make the next pass over ``epoch`` (if it is that epoch) skip its first ``skip``
+        batches: they were trained before the checkpoint this run resumes from."""
+        self._resume = (epoch, skip)
 
     def epoch_batches(self) -> list[list[int]]:
         """All processes' batches of the current epoch, before dealing."""
@@ -115,7 +121,13 @@ class TrainBatchSampler(Sampler[list[int]]):
         return batches + batches[: total - len(batches)]
 
     def __iter__(self) -> Iterator[list[int]]:
-        yield from self.epoch_batches()[self.rank :: self.num_replicas]
+        skip = 0
+        if self._resume is not None:
+            epoch, count = self._resume
+            self._resume = None
+            if epoch == self.epoch:
+                skip = count
+        yield from self.epoch_batches()[self.rank :: self.num_replicas][skip:]
 
     def __len__(self) -> int:
         batches = math.ceil(len(self.sampler) / self.batch_size)

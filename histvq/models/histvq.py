@@ -202,6 +202,7 @@ class HiSTVQ(L.LightningModule):
         self.micro_batch_joint_frames = micro_batch_joint_frames
         # The codebook update needs the whole batch's statistics after all micro-batches.
         self.automatic_optimization = False
+        self.last_step: StepResult | None = None
         # Filled by the entry points so a checkpoint can rebuild its run on its own.
         self.run_config: dict[str, Any] | None = None
         self.data_spec: dict[str, Any] | None = None
@@ -401,6 +402,7 @@ class HiSTVQ(L.LightningModule):
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:
         step = self.optimization_step(batch, self.optimizers(), self._backward)
+        self.last_step = step  # read by callbacks (histvq.callbacks.divergence)
         usage = step.usage
         n = batch["features"].shape[0]
         for key, value in step.logged.items():
