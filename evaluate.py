@@ -12,11 +12,11 @@ from pathlib import Path
 
 os.environ.setdefault("PROJECT_ROOT", str(Path(__file__).resolve().parent))
 
-from histvq.cluster import exit_if_plugin_missing
+from histvq.cli import preflight
 
 if __name__ == "__main__":
-    # A launcher whose Hydra plugin is missing: one line naming the package.
-    exit_if_plugin_missing(sys.argv[1:], Path(__file__).resolve().parent)
+    # A missing launcher plugin or a config Hydra cannot compose: one line.
+    preflight(sys.argv[1:], Path(__file__).resolve().parent, "evaluate")
 
 import hydra
 from omegaconf import DictConfig

@@ -14,12 +14,13 @@ from pathlib import Path
 
 os.environ.setdefault("PROJECT_ROOT", str(Path(__file__).resolve().parent))
 
-from histvq.cluster import exit_if_plugin_missing, pin_shared_run_id
+from histvq.cli import preflight
+from histvq.cluster import pin_shared_run_id
 
 if __name__ == "__main__":
-    # Before the heavy imports: a launcher or sweeper whose Hydra plugin is missing is one
-    # line naming the package (Hydra would stop before main with a long error).
-    exit_if_plugin_missing(sys.argv[1:], Path(__file__).resolve().parent)
+    # Before the heavy imports: a missing launcher/sweeper plugin or a config Hydra cannot
+    # compose (unknown dataset=..., unknown key) is one line (Hydra's own report is long).
+    preflight(sys.argv[1:], Path(__file__).resolve().parent, "train")
 
 import hydra
 from omegaconf import DictConfig

@@ -175,12 +175,3 @@ def pin_shared_run_id(environ: dict[str, str] | None = None) -> str | None:
     if run_id is not None:
         env[RUN_ID_VARIABLE] = run_id
     return run_id
-
-
-def exit_if_plugin_missing(argv: Sequence[str], root: Path) -> None:
-    """Exit with the one-line error of :func:`missing_plugin_message`, if there is one."""
-    problem = missing_plugin_message(argv, root)
-    if problem:
-        from histvq.errors import ConfigError, exit_with_error
-
-        exit_with_error(ConfigError(problem))

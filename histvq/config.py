@@ -32,3 +32,10 @@ def instantiate_node(node: Any, key: str, **kwargs: Any) -> Any:
 def to_plain(cfg: DictConfig) -> dict[str, Any]:
     """The resolved config as plain containers (what checkpoints and run dirs store)."""
     return OmegaConf.to_container(cfg, resolve=True, throw_on_missing=False)  # type: ignore[return-value]
+
+
+def required(cfg: DictConfig, key: str, usage: str) -> Any:
+    """``cfg[key]``, or a :class:`ConfigError` saying it must be given (``usage``: how)."""
+    if OmegaConf.is_missing(cfg, key) or cfg.get(key) in (None, ""):
+        raise ConfigError(f"{key} is required: {usage}")
+    return cfg[key]

@@ -16,7 +16,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
 from histvq.callbacks.runtime import ProcessSetup, SharedRunSetup
-from histvq.config import instantiate_node, to_plain
+from histvq.config import instantiate_node, required, to_plain
 from histvq.data.datamodules import DataSpec, LayoutDataModule
 from histvq.errors import ConfigError
 from histvq.evaluation import (
@@ -214,7 +214,9 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
 def evaluate_checkpoint(cfg: DictConfig) -> dict[str, Any]:
     """Rebuild model and data from a checkpoint's run config (dataset=... may replace the
     data), predict every sequence and write metrics.json, predictions and plots."""
-    ckpt_path = Path(cfg.ckpt_path).expanduser()
+    ckpt_path = Path(
+        required(cfg, "ckpt_path", "python evaluate.py ckpt_path=<run>/checkpoints/last.ckpt")
+    ).expanduser()
     checkpoint = load_checkpoint(ckpt_path)
     run_cfg = OmegaConf.create(checkpoint["histvq"]["config"])
     trained_spec = DataSpec.from_dict(checkpoint["histvq"]["data_spec"])

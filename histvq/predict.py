@@ -21,6 +21,7 @@ import csv
 import json
 import logging
 import os
+import sys
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -503,6 +504,10 @@ def predict_recordings(
 
 def predict(cfg: Any) -> dict[str, Any]:
     """``python -m histvq.predict`` on its composed config (conf/predict.yaml)."""
+    from histvq.config import required
+
+    usage = "python -m histvq.predict ckpt_path=<run>/checkpoints/last.ckpt input=<recordings>"
+    ckpt_path, input_path = required(cfg, "ckpt_path", usage), required(cfg, "input", usage)
     output_dir = cfg.get("output_dir") or cfg.paths.output_dir
     options = cfg.get("options") or {}
     from omegaconf import OmegaConf
@@ -510,8 +515,8 @@ def predict(cfg: Any) -> dict[str, Any]:
     if not isinstance(options, dict):
         options = OmegaConf.to_container(options, resolve=True)
     return predict_recordings(
-        cfg.ckpt_path,
-        cfg.input,
+        ckpt_path,
+        input_path,
         output_dir,
         kind=cfg.get("kind"),
         options=options,
@@ -530,6 +535,9 @@ def main() -> None:
 
     os.environ.setdefault("PROJECT_ROOT", str(Path(__file__).resolve().parents[1]))
     conf = str(Path(os.environ["PROJECT_ROOT"]) / "conf")
+    from histvq.cli import preflight
+
+    preflight(sys.argv[1:], Path(os.environ["PROJECT_ROOT"]), "predict")
 
     @hydra.main(config_path=conf, config_name="predict", version_base="1.3")
     def app(cfg: Any) -> None:
