@@ -122,7 +122,7 @@ def _train_and_evaluate(cfg: DictConfig) -> dict[str, Any] | None:
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     datamodule = build_datamodule(cfg)
     spec = datamodule.spec
-    model = build_model(cfg.model, spec)
+    model = build_model(cfg.model, spec, training_device_type(cfg.trainer))
     run_config = to_plain(cfg)
     model.run_config = run_config
     model.data_spec = spec.to_dict()
@@ -231,9 +231,9 @@ def evaluate_checkpoint(cfg: DictConfig) -> dict[str, Any]:
             f"dataset {spec_name(data_cfg)}: (C, V, M, patch) = {shape} but the checkpoint was "
             f"trained on {trained_shape}"
         )
-    model: HiSTVQ = build_model(run_cfg.model, trained_spec)
-    model.load_state_dict(checkpoint["state_dict"])
     device = resolve_device(str(cfg.get("device", "auto")))
+    model: HiSTVQ = build_model(run_cfg.model, trained_spec, device.type)
+    model.load_state_dict(checkpoint["state_dict"])
     model.to(device)
     result = evaluate_module(
         model,
@@ -257,6 +257,14 @@ def evaluate_checkpoint(cfg: DictConfig) -> dict[str, Any]:
 
 def _shape(spec: DataSpec) -> tuple[int, int, int, int]:
     return (spec.num_channels, spec.num_joints, spec.num_persons, spec.patch_size)
+
+
+def training_device_type(trainer_cfg: DictConfig) -> str:
+    """The device type (``cpu``, ``cuda``, ``mps``) a trainer config trains on."""
+    accelerator = str(trainer_cfg.get("accelerator", "cpu"))
+    if accelerator == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return {"gpu": "cuda"}.get(accelerator, accelerator)
 
 
 def resolve_device(name: str) -> torch.device:

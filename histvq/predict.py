@@ -470,9 +470,10 @@ def predict_recordings(
     if names.source is None:
         log.warning("no %s next to the checkpoint: labels are cluster_<id>", CLUSTER_MAPPING_FILE)
 
-    model = build_model(OmegaConf.create(run_config["model"]), spec)
+    target = resolve_device(device)
+    model = build_model(OmegaConf.create(run_config["model"]), spec, target.type)
     model.load_state_dict(checkpoint["state_dict"])
-    model.to(resolve_device(device))
+    model.to(target)
     codes = segment_sequences(model, [s.features for s in sequences], batch_size=batch_size)
 
     out = Path(output_dir).expanduser()

@@ -35,6 +35,18 @@ TINY = (
 )
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests marked ``requires_cuda`` are skipped where no CUDA device is available."""
+    import torch
+
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA device")
+    for item in items:
+        if "requires_cuda" in item.keywords:
+            item.add_marker(skip)
+
+
 def data_spec(num_classes: int = 4, patch_size: int = 6, num_joints: int = 5) -> DataSpec:
     """A small (C=3, V, M=1) data description for building models without data."""
     return DataSpec(

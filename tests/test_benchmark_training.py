@@ -44,13 +44,39 @@ def test_training_benchmark_runs_variants_in_workers(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stderr[-2000:]
     report = json.loads(out.read_text())
-    variants = report["variants"]
-    assert list(variants) == ["ours", "broadcast_distances", "whole_batch"]
-    for r in variants.values():
+    runs = report["runs"]
+    assert list(runs) == ["broadcast_distances", "whole_batch"]
+    for r in runs.values():
         assert r["steps"] == 2 and r["train_fps"] > 0 and r["infer_fps"] > 0
         assert r["peak_rss_gb"] >= r["rss_before_training_gb"] > 0
-        assert r["padding"] >= 1.0
-    for r in variants.values():
+        assert r["padding"] >= 1.0 and r["workers"] == 1
+    for r in runs.values():
         assert r["distance_check"]["assignment_agreement"] >= 0.999
         assert r["distance_check"]["max_relative_difference"] < 1e-4
-    assert "ours' train speed x" in result.stdout
+    assert report["device"] == "cpu" and report["reference_fps"] == 700.0
+    assert "vs reference" in result.stdout
+
+
+def test_parallel_jobs_and_the_run_matrix(tmp_path: Path) -> None:
+    out = tmp_path / "bench.json"
+    result = run_script(
+        [
+            "-m", "histvq.benchmark", "train", "--data-dir", str(tmp_path / "data"),
+            "--dataset", "synthetic", "--models", "smq,histvq", "--variants", "ours",
+            "--parallel", "1,2", "--max-batches", "1", "--device", "cpu",
+            "--reference-fps", "1000", "--json", str(out),
+            "--override", "dataset.generator.num_sequences=4",
+            "--override", "dataset.generator.max_actions=3",
+            "--override", "model.encoder.hidden_channels=8",
+            "--override", "model.latent_dim=4",
+        ],
+        timeout=600,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    runs = json.loads(out.read_text())["runs"]
+    assert list(runs) == ["smq/ours/x1", "smq/ours/x2", "histvq/ours/x1", "histvq/ours/x2"]
+    assert [r["workers"] for r in runs.values()] == [1, 2, 1, 2]
+    pair = runs["smq/ours/x2"]
+    # aggregate throughput: both jobs' frames over the span they ran in together
+    assert pair["train_frames"] > 0 and pair["train_fps"] > 0 and pair["job_train_fps"] > 0
+    assert "smq/ours/x2" in result.stdout

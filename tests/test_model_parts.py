@@ -394,12 +394,12 @@ def _tiny_model(budget: int | None, *overrides: str):
 def test_micro_batches_are_contiguous_and_within_budget() -> None:
     from histvq.models.histvq import micro_batches
 
-    lengths = torch.tensor([10, 7, 3, 12, 1])
+    lengths = [10, 7, 3, 12, 1]
     groups = micro_batches(lengths, patch_size=4, joints=2, budget=40)
     # padded lengths 12, 8, 4, 12, 4; a group costs (sequences x its longest x joints)
-    assert [g.tolist() for g in groups] == [[0], [1, 2], [3], [4]]
-    assert [g.tolist() for g in micro_batches(lengths, 4, 2, None)] == [[0, 1, 2, 3, 4]]
-    assert [g.tolist() for g in micro_batches(lengths, 4, 2, 1)] == [[0], [1], [2], [3], [4]]
+    assert groups == [[0], [1, 2], [3], [4]]
+    assert micro_batches(lengths, 4, 2, None) == [[0, 1, 2, 3, 4]]
+    assert micro_batches(lengths, 4, 2, 1) == [[0], [1], [2], [3], [4]]
 
 
 @pytest.mark.parametrize("update", ["before_output", "after_backward"])

@@ -1,25 +1,30 @@
 """``python -m histvq.benchmark train``: training and inference speed and peak memory.
 
-Runs the training step of :class:`~histvq.models.HiSTVQ` (micro-batches, codebook update,
-optimiser step) over the batches of one or more epochs, then predicts every sequence, and
-reports frames per second (real frames, padding excluded), peak memory and the padding
-overhead. Each variant runs in a fresh worker process so its peak memory is its own:
+Runs the training step of :class:`~histvq.models.HiSTVQ` (micro-batches when configured,
+codebook step, optimiser step) over the batches of one or more epochs, then predicts every
+sequence, and reports frames per second (real frames, padding excluded), peak memory and
+the padding overhead. Every run is a fresh worker process (:mod:`.worker`), so its peak
+memory is its own; ``--parallel N`` starts N identical workers at once and reports their
+aggregate throughput (several seeds or ablation jobs sharing one GPU).
 
-- ``ours``: the configuration as given (length bucketing, matmul distances, micro-batches);
-- ``no_bucketing``: random batches padded to their longest sequence (the reference's);
+Runs are the product of ``--models`` x ``--precisions`` x ``--variants`` x ``--parallel``:
+
+- ``ours``: the configuration as given (on a CPU: micro-batches, activation checkpointing;
+  on a GPU: whole batches, ladder padding, features resident on the device);
+- ``bucketed``: length-bucketed batches instead of the reference's random ones;
 - ``broadcast_distances``: patch distances through the (N, K, P, E) difference tensor;
 - ``whole_batch``: no micro-batching (the whole batch through the network at once).
 
 Each worker also checks, on its trained model and real latents, that the matmul distances
-agree with the direct formula and pick the same codes (reported, and the run stops when
-fewer than 99.9 % of the assignments agree). Final losses of the variants are not compared:
-at initialisation the codes are nearly equidistant from every patch, so rounding alone
-changes early assignments and the runs drift apart.
+agree with the direct formula and pick the same codes (the run stops when fewer than
+99.9 % of the assignments agree). Ratios are against the first run and against a reference
+throughput (``--reference-fps``: by default the SMQ reference code's, measured on the same
+data: 700 frames/s on a 2-core CPU, 340,000 frames/s on an H200).
 
-Without data options it benchmarks the setting of the SMQ reference figures: ``model=smq``
-on every 10th of the 364 sorted HuGaDB v1 ``various`` recordings (37 files, 100,052
-frames), batch 8, patch 60, prepared from ``../shared/data/hugadb_v1.tar.xz`` into
-``outputs/benchmark/`` on first use.
+Without data options it uses the setting of the SMQ reference figures: every ``--every``-th
+of the 364 sorted HuGaDB v1 ``various`` recordings (default 10: 37 files, 100,052 frames on
+a CPU; 1: all 364, 1,137,986 frames, the GPU setting), batch 8, patch 60, prepared from
+``../shared/data/hugadb_v1.tar.xz`` into ``outputs/benchmark/`` on first use.
 """
 
 from __future__ import annotations
@@ -27,11 +32,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import tarfile
-import time
 from pathlib import Path
 from typing import Any
 
@@ -45,21 +48,37 @@ DEFAULT_ARCHIVE = ROOT.parent / "shared" / "data" / "hugadb_v1.tar.xz"
 CACHE = ROOT / "outputs" / "benchmark"
 VARIANTS: dict[str, list[str]] = {
     "ours": [],
-    "no_bucketing": ["dataset.bucket_by_length=false"],
+    "bucketed": ["dataset.bucket_by_length=true"],
     "broadcast_distances": [],
     "whole_batch": ["model.micro_batch_joint_frames=null"],
 }
 MIN_ASSIGNMENT_AGREEMENT = 0.999
-# Measured with the SMQ reference code on a 2-core CPU (design notes, section 7): training on
-# the 37-file HuGaDB v1 set, batch 8, patch 60.
-SMQ_REFERENCE = {"train_fps": 700.0, "peak_rss_gb": 9.0}
+# The SMQ reference code's training throughput on the HuGaDB v1 various recordings (batch
+# 8, patch 60): 2-core CPU (37 files) and one H200 (364 files).
+REFERENCE_FPS = {"cpu": 700.0, "cuda": 340_000.0}
+REFERENCE_RSS_GB = 9.0
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data-dir", type=Path, help="root of prepared datasets")
     parser.add_argument("--dataset", default=None, help="dataset config (default: hugadb)")
     parser.add_argument("--name", default=None, help="prepared folder under --data-dir")
-    parser.add_argument("--model", default="smq", help="model config (default: smq)")
+    parser.add_argument("--model", default=None, help="alias of --models with one model")
+    parser.add_argument("--models", default="smq", help="comma-separated model configs")
+    parser.add_argument(
+        "--device", default="auto", choices=("auto", "cpu", "cuda"),
+        help="where to train (auto: cuda when available)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--precisions", default="32-true", help="comma-separated: 32-true, bf16-mixed"
+    )
+    parser.add_argument(
+        "--parallel", default="1", help="comma-separated numbers of simultaneous workers"
+    )
+    parser.add_argument(
+        "--reference-fps", type=float, default=None,
+        help="reference training frames/s for the ratio column (default: SMQ's on the device)",
+    )  # fmt: skip
     parser.add_argument(
         "--override", action="append", default=[], metavar="KEY=VALUE",
         help="extra Hydra override (repeatable)",
@@ -69,45 +88,101 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--max-batches", type=int, default=None, help="stop each epoch early")
     parser.add_argument(
-        "--variants", default=",".join(VARIANTS),
-        help=f"comma-separated subset of {', '.join(VARIANTS)}",
+        "--variants", default=None,
+        help=f"comma-separated subset of {', '.join(VARIANTS)} (default: all on a CPU, "
+        "ours on a GPU)",
     )  # fmt: skip
     parser.add_argument("--json", type=Path, help="also write the results here")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
 
 
+def _listed(text: str, what: str) -> list[str]:
+    items = [item.strip() for item in text.split(",") if item.strip()]
+    if not items:
+        raise ConfigError(f"--{what}: give at least one value")
+    return items
+
+
+def _device(name: str) -> str:
+    import torch
+
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("--device cuda: no CUDA device is available")
+    return name
+
+
+def plan_runs(args: argparse.Namespace, device: str) -> list[dict[str, Any]]:
+    """One entry per (model, precision, variant, parallel) run, in table order."""
+    models = _listed(args.model or args.models, "models")
+    precisions = _listed(args.precisions, "precisions")
+    default_variants = ",".join(VARIANTS) if device == "cpu" else "ours"
+    variants = _listed(args.variants or default_variants, "variants")
+    unknown = sorted(set(variants) - VARIANTS.keys())
+    if unknown:
+        raise ConfigError(f"--variants: unknown {unknown}; choose from {list(VARIANTS)}")
+    try:
+        parallel = [int(n) for n in _listed(args.parallel, "parallel")]
+    except ValueError:
+        raise ConfigError(f"--parallel: expected integers, got {args.parallel!r}") from None
+    if any(n < 1 for n in parallel):
+        raise ConfigError("--parallel: every value must be >= 1")
+    runs = []
+    for model in models:
+        for precision in precisions:
+            for variant in variants:
+                for count in parallel:
+                    label = "/".join(
+                        part for part, shown in (
+                            (model, len(models) > 1), (precision, len(precisions) > 1),
+                            (variant, True), (f"x{count}", len(parallel) > 1),
+                        ) if shown
+                    )  # fmt: skip
+                    runs.append({"label": label, "model": model, "precision": precision,
+                                 "variant": variant, "parallel": count})  # fmt: skip
+    return runs
+
+
 def run(args: argparse.Namespace) -> int:
     if args.worker:
-        print(json.dumps(_worker(json.loads(args.worker))), flush=True)
+        from histvq.benchmark.worker import run_worker
+
+        print(json.dumps(run_worker(json.loads(args.worker))), flush=True)
         return 0
-    variants = [v.strip() for v in args.variants.split(",") if v.strip()]
-    unknown = sorted(set(variants) - VARIANTS.keys())
-    if unknown or not variants:
-        raise ConfigError(f"--variants: unknown {unknown}; choose from {list(VARIANTS)}")
-    if "ours" not in variants:
-        variants.insert(0, "ours")
+    device = _device(args.device)
+    runs = plan_runs(args, device)
     overrides, setting = _data_overrides(args)
-    overrides += [f"model={args.model}", *args.override]
+    reference = args.reference_fps or REFERENCE_FPS[device]
     results: dict[str, dict[str, Any]] = {}
-    for variant in variants:
+    for entry in runs:
         spec = {
-            "overrides": overrides + VARIANTS[variant],
-            "broadcast": variant == "broadcast_distances",
+            "overrides": [
+                *overrides,
+                f"model={entry['model']}",
+                *args.override,
+                *VARIANTS[entry["variant"]],
+            ],
+            "broadcast": entry["variant"] == "broadcast_distances",
             "epochs": args.epochs,
             "max_batches": args.max_batches,
+            "device": device,
+            "precision": entry["precision"],
         }
-        print(f"[benchmark] {variant} ...", file=sys.stderr, flush=True)
-        results[variant] = _run_worker(spec)
-        _check_distances(variant, results[variant])
+        print(f"[benchmark] {entry['label']} ...", file=sys.stderr, flush=True)
+        workers = run_workers([spec] * entry["parallel"])
+        for worker in workers:
+            _check_distances(entry["label"], worker)
+        results[entry["label"]] = aggregate(workers)
     report = {
         "setting": setting,
         "overrides": overrides,
         "epochs": args.epochs,
+        "device": device,
+        "reference_fps": reference,
         "machine": _machine(),
-        "variants": results,
+        "runs": results,
     }
-    if setting == "smq_reference":
-        report["smq_reference"] = SMQ_REFERENCE
     print(format_report(report))
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
@@ -129,8 +204,7 @@ def _data_overrides(args: argparse.Namespace) -> tuple[list[str], str]:
         raise ConfigError("--dataset without --data-dir: only the default HuGaDB subset is built")
     name = f"hugadb_v1_every{args.every}"
     data_dir = prepare_hugadb_subset(args.hugadb_archive, args.every, CACHE, name)
-    setting = "smq_reference" if args.every == 10 and args.model == "smq" else "hugadb_subset"
-    return ["dataset=hugadb", f"paths.data_dir={data_dir}", f"dataset.name={name}"], setting
+    return ["dataset=hugadb", f"paths.data_dir={data_dir}", f"dataset.name={name}"], name
 
 
 def prepare_hugadb_subset(archive: Path, every: int, cache: Path, name: str) -> Path:
@@ -159,132 +233,55 @@ def prepare_hugadb_subset(archive: Path, every: int, cache: Path, name: str) -> 
     return data_dir
 
 
-# ----------------------------------------------------------------------------- worker
+# ----------------------------------------------------------------------------- workers
 
 
-def _run_worker(spec: dict[str, Any]) -> dict[str, Any]:
-    command = [sys.executable, "-m", "histvq.benchmark", NAME, "--worker", json.dumps(spec)]
-    result = subprocess.run(
-        command,
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        env={**os.environ, "PROJECT_ROOT": str(ROOT)},
-    )
-    if result.returncode != 0:
-        tail = result.stderr.strip().splitlines()[-1:] or ["(no output)"]
-        raise HistvqError(f"benchmark worker failed: {tail[0]}")
-    return json.loads(result.stdout.strip().splitlines()[-1])
+def run_workers(specs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Run one worker process per spec, all at the same time; their results in order."""
+    command = [sys.executable, "-m", "histvq.benchmark", NAME, "--worker"]
+    env = {**os.environ, "PROJECT_ROOT": str(ROOT)}
+    processes = [
+        subprocess.Popen(
+            [*command, json.dumps(spec)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=ROOT,
+            env=env,
+        )
+        for spec in specs
+    ]
+    results = []
+    for process in processes:
+        stdout, stderr = process.communicate()
+        if process.returncode != 0:
+            tail = stderr.strip().splitlines()[-1:] or ["(no output)"]
+            raise HistvqError(f"benchmark worker failed: {tail[0]}")
+        results.append(json.loads(stdout.strip().splitlines()[-1]))
+    return results
 
 
-def _worker(spec: dict[str, Any]) -> dict[str, Any]:
-    """Train and predict in this process; returns speeds, memory and the final loss."""
-    import torch
-    from hydra import compose, initialize_config_dir
-
-    from histvq.models import build_model, quantizers
-    from histvq.pipeline import build_datamodule
-    from histvq.runtime import keep_cpu_memory_in_process
-
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-        cfg = compose("train", overrides=["paths.output_dir=.", *spec["overrides"]])
-    if spec["broadcast"]:
-        quantizers.patch_distances = quantizers.direct_patch_distances  # the naive formula
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device.type == "cpu" and cfg.get("keep_cpu_memory", True):
-        keep_cpu_memory_in_process()
-    torch.manual_seed(cfg.seed)
-    datamodule = build_datamodule(cfg)
-    model = build_model(cfg.model, datamodule.spec).to(device).train()
-    optimizer = model.optimizer_factory(model.parameters())
-    rss_before = _peak_rss_gb()
-
-    frames = padded = steps = 0
-    loss = float("nan")
-    start = time.perf_counter()
-    for epoch in range(spec["epochs"]):
-        loader = datamodule.train_dataloader()
-        loader.batch_sampler.set_epoch(epoch)
-        for number, batch in enumerate(loader):
-            if spec["max_batches"] is not None and number >= spec["max_batches"]:
-                break
-            batch = {k: v.to(device) if torch.is_tensor(v) else v for k, v in batch.items()}
-            step = model.optimization_step(batch, optimizer, lambda lo, last: lo.backward())
-            loss = float(step.logged["loss"])
-            frames += int(batch["lengths"].sum())
-            padded += int(batch["mask"].numel())
-            steps += 1
-    _sync(device)
-    train_seconds = time.perf_counter() - start
-
-    model.eval()
-    infer_frames = 0
-    start = time.perf_counter()
-    with torch.no_grad():
-        for batch in datamodule.eval_dataloader():
-            model.segment(batch["features"].to(device), batch["mask"].to(device))
-            infer_frames += int(batch["lengths"].sum())
-    _sync(device)
-    infer_seconds = time.perf_counter() - start
-    distance_check = _distance_check(model, datamodule, device)
-    out = {
-        "train_fps": frames / train_seconds,
-        "train_seconds": train_seconds,
-        "train_frames": frames,
-        "steps": steps,
-        "padding": padded / max(frames, 1),
-        "infer_fps": infer_frames / infer_seconds,
-        "peak_rss_gb": _peak_rss_gb(),
-        "rss_before_training_gb": rss_before,
-        "final_loss": loss,
-        "device": str(device),
-        "distance_check": distance_check,
-    }
-    if device.type == "cuda":
-        out["peak_gpu_memory_gb"] = torch.cuda.max_memory_allocated() / 1e9
-        out["gpu"] = torch.cuda.get_device_name()
-    return out
+def aggregate(workers: list[dict[str, Any]]) -> dict[str, Any]:
+    """One run's figures: a single worker's, or for parallel workers their total frames
+    over the span from the first start to the last end (memory: the largest worker's)."""
+    first = dict(workers[0])
+    first["workers"] = len(workers)
+    first["job_train_fps"] = first["train_fps"]
+    if len(workers) > 1:
+        span = max(w["train_ended"] for w in workers) - min(w["train_started"] for w in workers)
+        first["train_fps"] = sum(w["train_frames"] for w in workers) / span
+        first["job_train_fps"] = sum(w["train_fps"] for w in workers) / len(workers)
+        for key in ("peak_rss_gb", "peak_gpu_memory_gb"):
+            if key in first:
+                first[key] = max(w[key] for w in workers)
+    return first
 
 
-def _distance_check(model: Any, datamodule: Any, device: Any) -> dict[str, float]:
-    """Matmul vs direct (broadcast, float64) patch distances to the bottom codebook on the
-    trained model's latents of the first evaluation batch."""
-    import torch
-
-    from histvq.models.patching import patchify
-    from histvq.models.quantizers import direct_patch_distances, patch_distances
-
-    batch = next(iter(datamodule.eval_dataloader()))
-    with torch.no_grad():
-        mask = batch["mask"].to(device)
-        tokens = model.encoder(batch["features"].to(device), mask)
-        patches = patchify(tokens, mask, model.patch_size)
-        x = patches.values.flatten(0, 1)[patches.valid.flatten()].float()
-        book = model.quantizer.codebooks[0]
-        fast = patch_distances(x, book.codes, book.distance)
-        exact = direct_patch_distances(x.double(), book.codes.double(), book.distance)
-    relative = ((fast.double() - exact).abs() / exact.clamp_min(1e-12)).max()
-    agreement = (fast.argmin(1) == exact.argmin(1)).double().mean()
-    return {"max_relative_difference": float(relative), "assignment_agreement": float(agreement),
-            "patches": int(x.shape[0])}  # fmt: skip
-
-
-def _peak_rss_gb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6  # Linux: kilobytes
-
-
-def _sync(device: Any) -> None:
-    import torch
-
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-
-
-def _check_distances(variant: str, result: dict[str, Any]) -> None:
+def _check_distances(label: str, result: dict[str, Any]) -> None:
     agreement = result["distance_check"]["assignment_agreement"]
     if agreement < MIN_ASSIGNMENT_AGREEMENT:
         raise HistvqError(
-            f"benchmark ({variant}): matmul and direct patch distances pick the same code for "
+            f"benchmark ({label}): matmul and direct patch distances pick the same code for "
             f"only {100 * agreement:.2f} % of the patches"
         )
 
@@ -307,38 +304,40 @@ def _machine() -> dict[str, Any]:
 
 
 def format_report(report: dict[str, Any]) -> str:
-    """The results as a table with ratios against ``ours`` (and the SMQ reference)."""
-    variants = report["variants"]
-    ours = variants["ours"]
-    header = ["variant", "train fr/s", "infer fr/s", "peak RSS GB", "padding",
-              "ours' train speed x", "ours' memory x"]  # fmt: skip
+    """The runs as a table with ratios against the first run and the reference figure."""
+    runs = report["runs"]
+    first = next(iter(runs.values()))
+    on_gpu = report["device"] == "cuda"
+    memory_key = "peak_gpu_memory_gb" if on_gpu else "peak_rss_gb"
+    header = ["run", "train fr/s", "per job", "infer fr/s",
+              "peak GPU GB" if on_gpu else "peak RSS GB", "padding",
+              "vs first", "vs reference"]  # fmt: skip
     rows = [header]
-    for name, r in variants.items():
+    for name, r in runs.items():
         rows.append([
-            name, f"{r['train_fps']:.0f}", f"{r['infer_fps']:.0f}", f"{r['peak_rss_gb']:.2f}",
-            f"{r['padding']:.2f}", f"{ours['train_fps'] / r['train_fps']:.2f}",
-            f"{ours['peak_rss_gb'] / r['peak_rss_gb']:.2f}",
+            name, f"{r['train_fps']:,.0f}", f"{r['job_train_fps']:,.0f}", f"{r['infer_fps']:,.0f}",
+            f"{r[memory_key]:.2f}", f"{r['padding']:.2f}",
+            f"{r['train_fps'] / first['train_fps']:.2f}x",
+            f"{r['train_fps'] / report['reference_fps']:.2f}x",
         ])  # fmt: skip
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
     machine = report["machine"]
+    device = first.get("gpu", first["device"])
     lines = [
         f"training benchmark ({report['setting']}, {report['epochs']} epoch(s), "
-        f"{ours['train_frames']:,} frames in {ours['steps']} steps, device {ours['device']}, "
+        f"{first['train_frames']:,} frames in {first['steps']} steps per job, {device}, "
         f"{machine['cpus']} CPUs, load {machine['load_average']:.1f})",
         "overrides: " + " ".join(report["overrides"]),
     ]
     lines += ["  ".join(c.rjust(w) for c, w in zip(row, widths, strict=True)) for row in rows]
-    check = ours["distance_check"]
+    check = first["distance_check"]
     lines.append(
         f"matmul vs direct patch distances on {check['patches']} trained patches: max relative "
         f"difference {check['max_relative_difference']:.1e}, same code for "
         f"{100 * check['assignment_agreement']:.2f} %"
     )
-    reference = report.get("smq_reference")
-    if reference:
-        lines.append(
-            f"vs the SMQ reference code on the same data (700 frames/s, 9.0 GB, 2-core CPU): "
-            f"{ours['train_fps'] / reference['train_fps']:.2f}x its training speed with "
-            f"{ours['peak_rss_gb'] / reference['peak_rss_gb']:.2f}x its peak RSS"
-        )
+    lines.append(
+        f"reference: {report['reference_fps']:,.0f} training frames/s"
+        + ("" if on_gpu else f"; its peak RSS {REFERENCE_RSS_GB} GB on the 37-file set")
+    )
     return "\n".join(lines)

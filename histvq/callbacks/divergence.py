@@ -28,14 +28,20 @@ class DivergenceGuard(Callback):
 
     Args:
         every_n_steps: how often to check between epochs and checkpoints (1: every step).
+            None: every step on a CPU, every 50 steps on an accelerator (each check waits
+            for the device).
     """
 
-    def __init__(self, every_n_steps: int = 1):
+    def __init__(self, every_n_steps: int | None = None):
         super().__init__()
-        if every_n_steps < 1:
+        if every_n_steps is not None and every_n_steps < 1:
             raise ValueError(f"every_n_steps must be >= 1, got {every_n_steps}")
         self.every_n_steps = every_n_steps
         self._first_bad: dict[str, Tensor] = {}
+
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        if self.every_n_steps is None:
+            self.every_n_steps = 1 if trainer.strategy.root_device.type == "cpu" else 50
 
     def on_train_batch_end(
         self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any,
@@ -51,7 +57,7 @@ class DivergenceGuard(Callback):
             if first is None:
                 first = torch.full((), -1, dtype=torch.long, device=value.device)
             self._first_bad[key] = torch.where((first < 0) & bad, number, first)
-        if number % self.every_n_steps == 0:
+        if number % (self.every_n_steps or 1) == 0:
             self.check(trainer, pl_module)
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:

@@ -17,9 +17,10 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
+import torch
 from torch.utils.data import DataLoader
 
-from histvq.data.dataset import PadCollate, SequenceDataset
+from histvq.data.dataset import PAD_TO, PadCollate, ResidentFeatures, SequenceDataset
 from histvq.data.loaders import ResumableLoader, private_generator
 from histvq.data.layout import LayoutDataset, dataset_dir, read_layout
 from histvq.data.sampler import TrainBatchSampler, ShardedEvalBatchSampler
@@ -103,6 +104,12 @@ class LayoutDataModule(L.LightningDataModule):
             as ``${dataset.lambda_temp}`` so ``model=smq`` or an explicit override still wins.
         num_workers: DataLoader workers (data lives in memory, 0 is usually fastest).
         seed: seeds the batch order.
+        pad_to: batch lengths: ``patch`` (the longest sequence rounded up to the patch size),
+            ``ladder`` (a few fixed lengths, so shapes repeat on a GPU) or ``auto`` (ladder
+            when training on an accelerator, patch on a CPU).
+        resident: keep the features on the training device and build batches there
+            (``auto``: when training on an accelerator and they take under a quarter of its
+            memory).
     """
 
     def __init__(
@@ -122,8 +129,18 @@ class LayoutDataModule(L.LightningDataModule):
         lambda_temp: float = 0.2,
         num_workers: int = 0,
         seed: int = 0,
+        pad_to: str = "auto",
+        resident: str | bool = "auto",
     ):
         super().__init__()
+        if pad_to not in ("auto", *PAD_TO):
+            raise ConfigError(f"dataset.pad_to: unknown value {pad_to!r} (auto | patch | ladder)")
+        if resident not in ("auto", True, False):
+            raise ConfigError(f"dataset.resident: expected auto, true or false, got {resident!r}")
+        self.pad_to, self.resident = pad_to, resident
+        self._resident_features: ResidentFeatures | None = None
+        # The device batches are built for when no trainer is attached (benchmarks).
+        self.device_override: torch.device | None = None
         if patch_size < 1:
             raise ConfigError(f"dataset.patch_size must be >= 1, got {patch_size}")
         if batch_size < 1:
@@ -260,12 +277,40 @@ class LayoutDataModule(L.LightningDataModule):
             num_replicas=replicas,
             rank=rank,
         )
+        self._resident_features = self._make_resident()
         return ResumableLoader(
             self.dataset,
             batch_sampler=sampler,
             consumed=self._batches_consumed,
-            **self._loader_options(),
+            **self._loader_options(with_features=self._resident_features is None),
         )
+
+    def _training_device(self) -> torch.device:
+        if self.device_override is not None:
+            return self.device_override
+        trainer = getattr(self, "trainer", None)
+        return trainer.strategy.root_device if trainer is not None else torch.device("cpu")
+
+    def _make_resident(self) -> ResidentFeatures | None:
+        assert self.dataset is not None
+        device = self._training_device()
+        wanted = self.resident
+        if wanted == "auto":
+            if device.type == "cpu":
+                return None
+            total = torch.cuda.get_device_properties(device).total_memory if device.type == "cuda" else 0
+            wanted = ResidentFeatures.nbytes(self.dataset.records) < total / 4
+        if not wanted:
+            return None
+        if self._resident_features is not None and self._resident_features.device == device:
+            return self._resident_features
+        return ResidentFeatures(self.dataset.records, device)
+
+    def on_before_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        """Training batches of a device-resident dataset get their features here."""
+        if self._resident_features is not None and "features" not in batch:
+            return self._resident_features.fill(batch)
+        return batch
 
     def _batches_consumed(self) -> int:
         """Training batches of the current epoch the trainer has taken (for checkpoints)."""
@@ -299,9 +344,14 @@ class LayoutDataModule(L.LightningDataModule):
             **self._loader_options(),
         )
 
-    def _loader_options(self) -> dict[str, Any]:
+    def resolved_pad_to(self) -> str:
+        if self.pad_to != "auto":
+            return self.pad_to
+        return "patch" if self._training_device().type == "cpu" else "ladder"
+
+    def _loader_options(self, with_features: bool = True) -> dict[str, Any]:
         return {
-            "collate_fn": PadCollate(self.patch_size),
+            "collate_fn": PadCollate(self.patch_size, self.resolved_pad_to(), with_features),
             "num_workers": self.num_workers,
             "persistent_workers": self.num_workers > 0,
         }

@@ -10,23 +10,53 @@ from histvq.data.datamodules import DataSpec
 from histvq.errors import ConfigError
 from histvq.models.histvq import HiSTVQ
 
+# Memory knobs left to the device (``auto``): a CPU trains in micro-batches with activation
+# checkpointing (bounded memory, and faster there); an accelerator keeps whole batches and
+# their activations (memory to spare, and fewer, larger kernels).
+CPU_MICRO_BATCH_JOINT_FRAMES = 16384
+
 
 def _streams(which: str) -> int:
     return 2 if which == "both" else 1
 
 
-def build_model(cfg: DictConfig, spec: DataSpec) -> HiSTVQ:
+def memory_settings(cfg: DictConfig, device_type: str) -> tuple[int | None, bool]:
+    """(micro_batch_joint_frames, activation_checkpointing) for ``device_type``, resolving
+    ``auto`` (the default) as described above; explicit values are kept."""
+    on_cpu = device_type == "cpu"
+    budget = cfg.get("micro_batch_joint_frames")
+    if budget == "auto":
+        budget = CPU_MICRO_BATCH_JOINT_FRAMES if on_cpu else None
+    elif budget is not None and not isinstance(budget, int):
+        raise ConfigError(
+            f"model.micro_batch_joint_frames: expected an integer, null or auto, got {budget!r}"
+        )
+    checkpointing = cfg.encoder.get("activation_checkpointing", False)
+    if checkpointing == "auto":
+        checkpointing = on_cpu
+    elif not isinstance(checkpointing, bool):
+        raise ConfigError(
+            "model.encoder.activation_checkpointing: expected true, false or auto, got "
+            f"{checkpointing!r}"
+        )
+    return budget, checkpointing
+
+
+def build_model(cfg: DictConfig, spec: DataSpec, device_type: str = "cpu") -> HiSTVQ:
     """Instantiate the components of ``cfg`` (the ``model`` node) sized for ``spec`` and pass
-    them into the LightningModule named by ``cfg._target_``.
+    them into the LightningModule named by ``cfg._target_``; ``device_type`` (``cpu``,
+    ``cuda``, ...) resolves the ``auto`` memory settings.
 
     A decoder whose loss weight is 0 is not built at all, so ablations such as "without the
     temporal loss" carry no unused parameters (which DDP would reject).
     """
     latent_dim = int(cfg.latent_dim)
     token_dim = spec.num_joints * spec.num_persons * latent_dim
+    budget, checkpointing = memory_settings(cfg, device_type)
     encoder = instantiate_node(
-        cfg.encoder, "model.encoder", in_channels=spec.num_channels, latent_dim=latent_dim
-    )
+        cfg.encoder, "model.encoder", in_channels=spec.num_channels, latent_dim=latent_dim,
+        activation_checkpointing=checkpointing,
+    )  # fmt: skip
     quantizer = instantiate_node(
         cfg.quantizer,
         "model.quantizer",
@@ -48,6 +78,7 @@ def build_model(cfg: DictConfig, spec: DataSpec) -> HiSTVQ:
             out_channels=spec.num_channels,
             latent_dim=latent_dim,
             inputs=_streams(cfg.spatial_input),
+            activation_checkpointing=checkpointing,
         )
     if float(cfg.lambda_temp) > 0:
         if temporal_cfg is None:
@@ -76,6 +107,6 @@ def build_model(cfg: DictConfig, spec: DataSpec) -> HiSTVQ:
         lambda_temp=float(cfg.lambda_temp),
         spatial_input=str(cfg.spatial_input),
         temporal_input=str(cfg.temporal_input),
-        micro_batch_joint_frames=cfg.get("micro_batch_joint_frames"),
+        micro_batch_joint_frames=budget,
         spatial_loss_normalization=str(cfg.get("spatial_loss_normalization", "padded")),
     )

@@ -85,16 +85,16 @@ def _share(key: str, shares: dict[str, Tensor] | None) -> Tensor | float:
 
 
 def micro_batches(
-    lengths: Tensor, patch_size: int, joints: int, budget: int | None
-) -> list[Tensor]:
-    """Split a batch into contiguous groups of sequences whose padded size (sequences x
-    longest length rounded up to the patch size x ``joints``) stays within ``budget``; a
-    sequence too long for the budget goes alone. Contiguous groups keep the batch's patch
-    order, so merged codebook statistics equal the whole batch's."""
-    count = int(lengths.shape[0])
+    lengths: list[int], patch_size: int, joints: int, budget: int | None
+) -> list[list[int]]:
+    """Split a batch (sequence ``lengths``, host ints) into contiguous groups of rows whose
+    padded size (sequences x longest length rounded up to the patch size x ``joints``)
+    stays within ``budget``; a sequence too long for the budget goes alone. Contiguous
+    groups keep the batch's patch order, so merged codebook statistics equal the whole
+    batch's."""
     if budget is None:
-        return [torch.arange(count, device=lengths.device)]
-    padded = [-(-int(n) // patch_size) * patch_size for n in lengths.tolist()]
+        return [list(range(len(lengths)))]
+    padded = [-(-int(n) // patch_size) * patch_size for n in lengths]
     groups: list[list[int]] = [[]]
     longest = 0
     for row, frames in enumerate(padded):
@@ -104,16 +104,24 @@ def micro_batches(
             grown = frames
         groups[-1].append(row)
         longest = grown
-    return [torch.tensor(g, device=lengths.device) for g in groups]
+    return groups
 
 
-def micro_batch_frames(lengths: Tensor, patch_size: int, limit: int) -> int:
+def micro_batch_frames(lengths: list[int], patch_size: int, limit: int) -> int:
     """Frames a micro-batch is cut to: its longest sequence rounded up to a coarse grid of
     16 patches (capped at the batch's padded length). Few distinct shapes let the
     allocator reuse freed buffers instead of fragmenting memory; the extra frames are
     padding, which the masks keep out of every result."""
     grid = 16 * patch_size
-    return min(limit, -(-int(lengths.max()) // grid) * grid)
+    return min(limit, -(-max(lengths) // grid) * grid)
+
+
+def host_lengths(batch: dict[str, Any]) -> list[int]:
+    """The batch's sequence lengths as Python ints, without a device synchronisation when
+    the collate function provided them (``length_list``)."""
+    if "length_list" in batch:
+        return [int(n) for n in batch["length_list"]]
+    return [int(n) for n in batch["lengths"].tolist()]
 
 
 def select_levels(streams: list[Tensor], which: str) -> list[Tensor]:
@@ -323,11 +331,20 @@ class HiSTVQ(L.LightningModule):
         """
         features, mask, lengths = batch["features"], batch["mask"], batch["lengths"]
         joints = features.shape[3] * features.shape[4]
-        groups = micro_batches(lengths, self.patch_size, joints, self.micro_batch_joint_frames)
+        on_host = host_lengths(batch)
+        groups = micro_batches(on_host, self.patch_size, joints, self.micro_batch_joint_frames)
         inputs = []
         for rows in groups:
-            frames = micro_batch_frames(lengths[rows], self.patch_size, features.shape[2])
-            inputs.append((features[rows, :, :frames], mask[rows, :frames], lengths[rows]))
+            frames = micro_batch_frames(
+                [on_host[r] for r in rows], self.patch_size, features.shape[2]
+            )
+            if len(rows) == len(on_host):  # the whole batch: no gather
+                inputs.append((features[:, :, :frames], mask[:, :frames], lengths))
+                continue
+            index = torch.tensor(rows, device=features.device)
+            inputs.append(
+                (features[index, :, :frames], mask[index, :frames], lengths.index_select(0, index))
+            )
         result = StepResult()
         if self.quantizer.updates_before_output:
             encoded = [self.encode(f, m) for f, m, _ in inputs]
@@ -423,15 +440,16 @@ class HiSTVQ(L.LightningModule):
         """Per level (bottom first), the (N, T) frame codes; no decoding. Long batches run in
         micro-batches (``micro_batch_joint_frames``), which gives the same codes."""
         t = features.shape[2]
-        lengths = mask.sum(dim=1)
+        lengths = [int(n) for n in mask.sum(dim=1).tolist()]
         joints = features.shape[3] * features.shape[4]
         codes = [features.new_full((features.shape[0], t), -1, dtype=torch.long)
                  for _ in range(self.quantizer.levels)]  # fmt: skip
         for rows in micro_batches(lengths, self.patch_size, joints, self.micro_batch_joint_frames):
-            frames = micro_batch_frames(lengths[rows], self.patch_size, t)
-            output = self(features[rows, :, :frames], mask[rows, :frames], decode=False)
+            frames = micro_batch_frames([lengths[r] for r in rows], self.patch_size, t)
+            index = torch.tensor(rows, device=features.device)
+            output = self(features[index, :, :frames], mask[index, :frames], decode=False)
             for level, level_codes in enumerate(codes):
-                level_codes[rows, :frames] = output.frame_codes(frames, level)
+                level_codes[index, :frames] = output.frame_codes(frames, level)
         return codes
 
     def predict_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, Any]:
