@@ -80,3 +80,25 @@ def test_parallel_jobs_and_the_run_matrix(tmp_path: Path) -> None:
     # aggregate throughput: both jobs' frames over the span they ran in together
     assert pair["train_frames"] > 0 and pair["train_fps"] > 0 and pair["job_train_fps"] > 0
     assert "smq/ours/x2" in result.stdout
+
+
+def test_profile_reports_the_parts_of_a_training_step(tmp_path: Path) -> None:
+    result = run_script(
+        [
+            "-m", "histvq.benchmark", "profile", "--data-dir", str(tmp_path / "data"),
+            "--dataset", "synthetic", "--models", "histvq", "--steps", "2", "--warmup", "1",
+            "--device", "cpu", "--trace", str(tmp_path / "trace.json"),
+            "--override", "dataset.generator.num_sequences=4",
+            "--override", "dataset.generator.max_actions=3",
+            "--override", "model.encoder.hidden_channels=8",
+            "--override", "model.latent_dim=4",
+        ],
+        timeout=600,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    parts = [line.split()[0] for line in result.stdout.splitlines()[2:8]]
+    assert sorted(parts) == sorted(
+        ["encode", "codebook_step", "quantize_decode", "losses", "backward", "optimizer"]
+    )
+    assert "host synchronisations per step:" in result.stdout
+    assert (tmp_path / "trace.json").stat().st_size > 0

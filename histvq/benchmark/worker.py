@@ -14,9 +14,9 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def run_worker(spec: dict[str, Any]) -> dict[str, Any]:
-    """Train ``spec['epochs']`` epochs with the model's own training step, then predict
-    every sequence; returns frames per second (padding excluded), peak memory, timings."""
+def setup_run(spec: dict[str, Any]) -> tuple[Any, Any, Any, Any, Any]:
+    """(datamodule, model in training mode, optimizer, device, autocast context) for a
+    spec's overrides, device and precision."""
     import torch
     from hydra import compose, initialize_config_dir
 
@@ -38,7 +38,26 @@ def run_worker(spec: dict[str, Any]) -> dict[str, Any]:
     datamodule.device_override = device
     model = build_model(cfg.model, datamodule.spec, device.type).to(device).train()
     optimizer = model.optimizer_factory(model.parameters())
-    autocast = _autocast(spec.get("precision", "32-true"), device)
+    return datamodule, model, optimizer, device, _autocast(spec.get("precision", "32-true"), device)
+
+
+def training_batches(datamodule: Any, device: Any, epoch: int) -> Any:
+    """The epoch's training batches, built and moved as the trainer would."""
+    import torch
+
+    loader = datamodule.train_dataloader()
+    loader.batch_sampler.set_epoch(epoch)
+    for batch in loader:
+        batch = datamodule.on_before_batch_transfer(batch, 0)
+        yield {k: v.to(device) if torch.is_tensor(v) else v for k, v in batch.items()}
+
+
+def run_worker(spec: dict[str, Any]) -> dict[str, Any]:
+    """Train ``spec['epochs']`` epochs with the model's own training step, then predict
+    every sequence; returns frames per second (padding excluded), peak memory, timings."""
+    import torch
+
+    datamodule, model, optimizer, device, autocast = setup_run(spec)
     rss_before = peak_rss_gb()
 
     frames = padded = steps = 0
@@ -47,13 +66,9 @@ def run_worker(spec: dict[str, Any]) -> dict[str, Any]:
     started = time.time()
     start = time.perf_counter()
     for epoch in range(spec["epochs"]):
-        loader = datamodule.train_dataloader()
-        loader.batch_sampler.set_epoch(epoch)
-        for number, batch in enumerate(loader):
+        for number, batch in enumerate(training_batches(datamodule, device, epoch)):
             if spec["max_batches"] is not None and number >= spec["max_batches"]:
                 break
-            batch = datamodule.on_before_batch_transfer(batch, 0)
-            batch = {k: v.to(device) if torch.is_tensor(v) else v for k, v in batch.items()}
             with autocast:
                 step = model.optimization_step(batch, optimizer, lambda lo, last: lo.backward())
             frames += sum(batch["length_list"])

@@ -73,6 +73,11 @@ class StepResult:
         self.logged[key] = self.logged[key] + value if key in self.logged else value
 
 
+def region(name: str) -> Any:
+    """A named range of the training step in profiler traces (``histvq.benchmark profile``)."""
+    return torch.profiler.record_function(f"histvq/{name}")
+
+
 def _share(key: str, shares: dict[str, Tensor] | None) -> Tensor | float:
     """The share of the batch that loss term ``key`` of a micro-batch stands for."""
     if shares is None:
@@ -347,13 +352,15 @@ class HiSTVQ(L.LightningModule):
             )
         result = StepResult()
         if self.quantizer.updates_before_output:
-            encoded = [self.encode(f, m) for f, m, _ in inputs]
-            bottom: BottomAssignment | None = None
-            for _, selected in encoded:
-                part = self.quantizer.assign_bottom(selected.x)
-                bottom = part if bottom is None else bottom.merge(part)
-            assert bottom is not None
-            indices, result.usage = self.quantizer.update_before_output(bottom)
+            with region("encode"):
+                encoded = [self.encode(f, m) for f, m, _ in inputs]
+            with region("codebook_step"):
+                bottom: BottomAssignment | None = None
+                for _, selected in encoded:
+                    part = self.quantizer.assign_bottom(selected.x)
+                    bottom = part if bottom is None else bottom.merge(part)
+                assert bottom is not None
+                indices, result.usage = self.quantizer.update_before_output(bottom)
             offset = 0
             for number, ((f, m, rows_lengths), (patches, selected)) in enumerate(
                 zip(inputs, encoded, strict=True)
@@ -361,12 +368,14 @@ class HiSTVQ(L.LightningModule):
                 count = selected.x.shape[0]
                 own = [level[offset : offset + count] for level in indices]
                 offset += count
-                output = self.decode(f, m, patches, self.quantizer.quantize(selected, own))
+                with region("quantize_decode"):
+                    output = self.decode(f, m, patches, self.quantizer.quantize(selected, own))
                 self._backward_share(result, f, m, output, rows_lengths, lengths, backward,
                                      number == len(inputs) - 1)  # fmt: skip
             return result
         for number, (f, m, rows_lengths) in enumerate(inputs):
-            output = self(f, m)
+            with region("forward"):
+                output = self(f, m)
             self._backward_share(
                 result, f, m, output, rows_lengths, lengths, backward, number == len(inputs) - 1
             )
@@ -388,10 +397,12 @@ class HiSTVQ(L.LightningModule):
     ) -> None:
         """Back-propagate one micro-batch's share of the batch loss and add its terms to
         the batch's logged values."""
-        terms = self.loss_terms(features, mask, output)
-        shares = self.loss_shares(rows_lengths, lengths)
-        loss = self.weighted_loss(terms, shares)
-        backward(loss, last)
+        with region("losses"):
+            terms = self.loss_terms(features, mask, output)
+            shares = self.loss_shares(rows_lengths, lengths)
+            loss = self.weighted_loss(terms, shares)
+        with region("backward"):
+            backward(loss, last)
         for key, value in terms.items():
             result.add(key, value.detach() * _share(key, shares))
         result.add("loss", loss.detach())
@@ -413,8 +424,10 @@ class HiSTVQ(L.LightningModule):
         optimizer.zero_grad()
         step = self.accumulate_batch(batch, backward)
         if step.statistics is not None:
-            step.usage = self.quantizer.update(step.statistics)
-        optimizer.step()
+            with region("codebook_step"):
+                step.usage = self.quantizer.update(step.statistics)
+        with region("optimizer"):
+            optimizer.step()
         return step
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:
