@@ -24,13 +24,17 @@ from histvq.pipeline import build_datamodule, train_and_evaluate
 
 def test_memory_settings_follow_the_device() -> None:
     cfg = compose_config("train", ["dataset=hugadb"]).model
-    assert memory_settings(cfg, "cpu") == (16384, True)
-    assert memory_settings(cfg, "cuda") == (None, False)
+    assert memory_settings(cfg, "cpu") == (16384, True, False)
+    assert memory_settings(cfg, "cuda") == (None, False, False)
     explicit = compose_config(
         "train",
-        ["model.micro_batch_joint_frames=500", "model.encoder.activation_checkpointing=true"],
+        [
+            "model.micro_batch_joint_frames=500",
+            "model.encoder.activation_checkpointing=true",
+            "model.decoder.spatial.activation_checkpointing=true",
+        ],
     ).model
-    assert memory_settings(explicit, "cuda") == (500, True)
+    assert memory_settings(explicit, "cuda") == (500, True, True)
     bad = compose_config("train", ["model.micro_batch_joint_frames=lots"]).model
     with pytest.raises(ConfigError, match=r"model\.micro_batch_joint_frames: expected an integer"):
         memory_settings(bad, "cpu")

@@ -447,6 +447,21 @@ def test_micro_batching_gives_the_whole_batch_gradient_and_codebook_update(
         torch.testing.assert_close(state_a[key], state_b[key], rtol=1e-5, atol=1e-5, msg=key)
 
 
+def test_random_bytes_are_uniform_in_every_byte_of_a_word() -> None:
+    from histvq.models.tcn import random_bytes
+
+    torch.manual_seed(0)
+    draws = random_bytes(torch.Size([4000, 64])).reshape(-1, 8).long()
+    assert draws.shape == (32_000, 8)
+    # each of the 8 byte positions of a 64-bit draw is uniform on 0..255 (mean 127.5,
+    # variance (256^2 - 1) / 12); a 63-bit draw would leave the top byte under 128
+    means = draws.float().mean(0)
+    assert ((means - 127.5).abs() < 2.0).all(), means
+    counts = torch.bincount(draws.flatten(), minlength=256).float()
+    assert counts.min() > 0.85 * counts.mean() and counts.max() < 1.15 * counts.mean()
+    assert random_bytes(torch.Size([3, 5])).shape == (3, 5)  # not a multiple of 8
+
+
 def test_byte_dropout_is_unbiased_and_its_gradient_matches_its_mask() -> None:
     from histvq.models.tcn import ByteDropout
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from hydra.utils import get_class
 from omegaconf import DictConfig
 
@@ -10,9 +12,11 @@ from histvq.data.datamodules import DataSpec
 from histvq.errors import ConfigError
 from histvq.models.histvq import HiSTVQ
 
-# Memory knobs left to the device (``auto``): a CPU trains in micro-batches with activation
-# checkpointing (bounded memory, and faster there); an accelerator keeps whole batches and
-# their activations (memory to spare, and fewer, larger kernels).
+# Memory knobs left to the device (``auto``). A CPU trains in micro-batches; with the
+# reference's codebook step every micro-batch's encoder graph is kept until the step, so
+# the encoder recomputes its activations in the backward pass (activation checkpointing)
+# to keep memory bounded. The decoders run one micro-batch at a time and keep theirs. An
+# accelerator keeps whole batches and all activations (memory to spare, fewer kernels).
 CPU_MICRO_BATCH_JOINT_FRAMES = 16384
 
 
@@ -20,9 +24,18 @@ def _streams(which: str) -> int:
     return 2 if which == "both" else 1
 
 
-def memory_settings(cfg: DictConfig, device_type: str) -> tuple[int | None, bool]:
-    """(micro_batch_joint_frames, activation_checkpointing) for ``device_type``, resolving
-    ``auto`` (the default) as described above; explicit values are kept."""
+def _flag(value: Any, key: str, auto: bool) -> bool:
+    if value == "auto":
+        return auto
+    if not isinstance(value, bool):
+        raise ConfigError(f"{key}: expected true, false or auto, got {value!r}")
+    return value
+
+
+def memory_settings(cfg: DictConfig, device_type: str) -> tuple[int | None, bool, bool]:
+    """(micro_batch_joint_frames, encoder checkpointing, decoder checkpointing) for
+    ``device_type``, resolving ``auto`` (the default) as described above; explicit values
+    are kept."""
     on_cpu = device_type == "cpu"
     budget = cfg.get("micro_batch_joint_frames")
     if budget == "auto":
@@ -31,15 +44,18 @@ def memory_settings(cfg: DictConfig, device_type: str) -> tuple[int | None, bool
         raise ConfigError(
             f"model.micro_batch_joint_frames: expected an integer, null or auto, got {budget!r}"
         )
-    checkpointing = cfg.encoder.get("activation_checkpointing", False)
-    if checkpointing == "auto":
-        checkpointing = on_cpu
-    elif not isinstance(checkpointing, bool):
-        raise ConfigError(
-            "model.encoder.activation_checkpointing: expected true, false or auto, got "
-            f"{checkpointing!r}"
-        )
-    return budget, checkpointing
+    encoder = _flag(
+        cfg.encoder.get("activation_checkpointing", False),
+        "model.encoder.activation_checkpointing",
+        auto=on_cpu,
+    )
+    spatial = (cfg.get("decoder") or {}).get("spatial") or {}
+    decoder = _flag(
+        spatial.get("activation_checkpointing", False),
+        "model.decoder.spatial.activation_checkpointing",
+        auto=False,
+    )
+    return budget, encoder, decoder
 
 
 def build_model(cfg: DictConfig, spec: DataSpec, device_type: str = "cpu") -> HiSTVQ:
@@ -52,10 +68,10 @@ def build_model(cfg: DictConfig, spec: DataSpec, device_type: str = "cpu") -> Hi
     """
     latent_dim = int(cfg.latent_dim)
     token_dim = spec.num_joints * spec.num_persons * latent_dim
-    budget, checkpointing = memory_settings(cfg, device_type)
+    budget, encoder_checkpointing, decoder_checkpointing = memory_settings(cfg, device_type)
     encoder = instantiate_node(
         cfg.encoder, "model.encoder", in_channels=spec.num_channels, latent_dim=latent_dim,
-        activation_checkpointing=checkpointing,
+        activation_checkpointing=encoder_checkpointing,
     )  # fmt: skip
     quantizer = instantiate_node(
         cfg.quantizer,
@@ -78,7 +94,7 @@ def build_model(cfg: DictConfig, spec: DataSpec, device_type: str = "cpu") -> Hi
             out_channels=spec.num_channels,
             latent_dim=latent_dim,
             inputs=_streams(cfg.spatial_input),
-            activation_checkpointing=checkpointing,
+            activation_checkpointing=decoder_checkpointing,
         )
     if float(cfg.lambda_temp) > 0:
         if temporal_cfg is None:
