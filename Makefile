@@ -31,6 +31,9 @@ train: $(STAMP)  ## train HiST-VQ on the embedded synthetic data (ARGS="model=sm
 test: $(STAMP)  ## run the fast test suite
 	$(BIN)/python -m pytest -q $(ARGS)
 
+test-ddp: $(STAMP)  ## run only the multi-process (DDP) tests
+	$(BIN)/python -m pytest -q -m ddp $(ARGS)
+
 test-slow: $(STAMP)  ## run every test, the slow ones (full real datasets) included
 	$(BIN)/python -m pytest -q -m "" $(ARGS)
 

@@ -21,8 +21,9 @@ from pathlib import Path
 
 import yaml
 
+from histvq.runtime import RUN_ID_VARIABLE
+
 CLUSTER_EXTRA = 'pip install -e ".[cluster]"'
-RUN_ID_VARIABLE = "HISTVQ_RUN_ID"
 
 
 @dataclass(frozen=True)
@@ -52,7 +53,7 @@ PLUGIN_CHOICES: dict[str, dict[str, Plugin]] = {
 }
 # Config groups whose files may select a launcher or sweeper in their defaults list
 # (``override /hydra/sweeper: optuna``), and the folder (under the project root) they live in.
-PRESET_GROUPS: dict[str, str] = {"sweeps": "sweeps", "experiment": "conf/experiment"}
+PRESET_GROUPS: dict[str, str] = {"sweeps": "conf/sweeps", "experiment": "conf/experiment"}
 
 
 def importable(module: str) -> bool:

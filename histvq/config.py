@@ -17,6 +17,11 @@ def instantiate_node(node: Any, key: str, **kwargs: Any) -> Any:
     Hydra wraps constructor errors in InstantiationException; our own HistvqErrors are
     unwrapped unchanged, anything else is reported with the config ``key`` it came from.
     """
+    if isinstance(node, DictConfig):
+        missing = sorted(OmegaConf.missing_keys(node) - set(kwargs))
+        if missing:
+            given = " ".join(f"{key}.{name}=..." for name in missing)
+            raise ConfigError(f"{key}: {', '.join(missing)} must be given ({given})")
     try:
         return instantiate(node, **kwargs)
     except InstantiationException as error:

@@ -15,19 +15,18 @@ import lightning as L
 import torch
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
+from histvq.callbacks.evaluation import SegmentationEvaluation
 from histvq.callbacks.runtime import ProcessSetup, SharedRunSetup
 from histvq.config import instantiate_node, required, to_plain
-from histvq.data.datamodules import DataSpec, LayoutDataModule
+from histvq.data.datamodule import LayoutDataModule
 from histvq.errors import ConfigError
-from histvq.evaluation import (
-    evaluate_module,
-    format_metrics_table,
-    write_evaluation,
-)
+from histvq.evaluation import evaluate_module, format_metrics_table, write_evaluation
 from histvq.loggers import finish_wandb
-from histvq.metrics import METRIC_KEYS
-from histvq.models import HiSTVQ, build_model
+from histvq.metrics.names import MATCHINGS, METRIC_KEYS, METRICS_FILE
+from histvq.models import build_model
+from histvq.models.checkpoint import load_trained
 from histvq.runtime import quiet_third_party_notices
+from histvq.spec import DataSpec
 
 log = logging.getLogger(__name__)
 
@@ -35,8 +34,10 @@ log = logging.getLogger(__name__)
 # but never run train.py's top level.
 quiet_third_party_notices()
 
-METRICS_FILE = "metrics.json"
-OBJECTIVE_MATCHINGS = ("global", "local")
+
+# A dataset key of older run configs that configured the model, not the DataModule (it is
+# dataset.model_defaults.lambda_temp now).
+LEGACY_DATASET_KEYS = ("lambda_temp",)
 
 
 def _instantiate_group(group: DictConfig | None, key: str) -> list[Any]:
@@ -54,7 +55,11 @@ def _instantiate_group(group: DictConfig | None, key: str) -> list[Any]:
 def build_datamodule(cfg: DictConfig) -> LayoutDataModule:
     if cfg.get("dataset") is None:
         raise ConfigError("no dataset selected (dataset=<name>)")
-    datamodule = instantiate_node(cfg.dataset, "dataset")
+    values = OmegaConf.to_container(cfg.dataset, resolve=True, throw_on_missing=False)
+    assert isinstance(values, dict)
+    for key in LEGACY_DATASET_KEYS:
+        values.pop(key, None)
+    datamodule = instantiate_node(OmegaConf.create(values), "dataset")
     if not isinstance(datamodule, LayoutDataModule):
         raise ConfigError(f"dataset._target_ must build a LayoutDataModule, got {type(datamodule)}")
     datamodule.prepare_data()
@@ -83,10 +88,10 @@ def parse_objective(objective: Any) -> tuple[str, str]:
     metrics. Raises :class:`ConfigError` for anything else."""
     text = str(objective).strip().lower()
     matching, sep, metric = text.partition("/")
-    if not sep or matching not in OBJECTIVE_MATCHINGS or metric not in METRIC_KEYS:
+    if not sep or matching not in MATCHINGS or metric not in METRIC_KEYS:
         raise ConfigError(
             f"objective: unknown value {objective!r} (<matching>/<metric> with matching "
-            f"{' | '.join(OBJECTIVE_MATCHINGS)} and metric {' | '.join(METRIC_KEYS)}, "
+            f"{' | '.join(MATCHINGS)} and metric {' | '.join(METRIC_KEYS)}, "
             f"e.g. global/mof)"
         )
     return matching, metric
@@ -139,17 +144,24 @@ def _train_and_evaluate(cfg: DictConfig) -> dict[str, Any] | None:
         trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
     if not trainer.is_global_zero:
         return None
-    metrics_path = output_dir / METRICS_FILE
-    if not metrics_path.is_file():
-        log.warning(
-            "no %s written (is the segmentation_evaluation callback disabled?)", metrics_path
-        )
+    metrics = final_metrics(callbacks, output_dir)
+    if metrics is None:
+        log.warning("nothing was evaluated (is callbacks.segmentation_evaluation disabled?)")
         return None
-    metrics = json.loads(metrics_path.read_text())
     title = f"{cfg.model.get('name', 'model')} on {spec_name(cfg)}"
     print(format_metrics_table(metrics, title=title))
     print(f"run folder: {output_dir}")
     return metrics
+
+
+def final_metrics(callbacks: list[Any], output_dir: Path) -> dict[str, Any] | None:
+    """The final evaluation's metrics: the evaluation callback's result when training ran in
+    this process, else (DDP workers spawned as separate processes) its metrics.json."""
+    for callback in callbacks:
+        if isinstance(callback, SegmentationEvaluation) and callback.last_result is not None:
+            return callback.last_result.to_json()
+    path = output_dir / METRICS_FILE
+    return json.loads(path.read_text()) if path.is_file() else None
 
 
 @contextmanager
@@ -198,43 +210,25 @@ def spec_name(cfg: DictConfig) -> str:
     return str(cfg.dataset.get("name", "data")) if cfg.get("dataset") else "data"
 
 
-def load_checkpoint(path: Path) -> dict[str, Any]:
-    if not path.is_file():
-        raise ConfigError(f"ckpt_path: {path} does not exist")
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as error:
-        raise ConfigError(f"ckpt_path: {path} is not a readable checkpoint ({error})") from None
-    meta = checkpoint.get("histvq") if isinstance(checkpoint, dict) else None
-    if not meta or not meta.get("config") or not meta.get("data_spec"):
-        raise ConfigError(f"ckpt_path: {path} was not written by histvq's train.py (no run config)")
-    return checkpoint
-
-
 def evaluate_checkpoint(cfg: DictConfig) -> dict[str, Any]:
     """Rebuild model and data from a checkpoint's run config (dataset=... may replace the
     data), predict every sequence and write metrics.json, predictions and plots."""
     ckpt_path = Path(
         required(cfg, "ckpt_path", "python evaluate.py ckpt_path=<run>/checkpoints/last.ckpt")
     ).expanduser()
-    checkpoint = load_checkpoint(ckpt_path)
-    run_cfg = OmegaConf.create(checkpoint["histvq"]["config"])
-    trained_spec = DataSpec.from_dict(checkpoint["histvq"]["data_spec"])
+    trained = load_trained(ckpt_path, str(cfg.get("device", "auto")))
+    run_cfg = OmegaConf.create(trained.run_config)
     data_cfg = OmegaConf.create({"dataset": run_cfg.dataset})
     if cfg.get("dataset") is not None:
         data_cfg = OmegaConf.create({"dataset": to_plain(cfg)["dataset"]})
     datamodule = build_datamodule(data_cfg)
-    spec = datamodule.spec
-    shape, trained_shape = _shape(spec), _shape(trained_spec)
+    shape, trained_shape = _shape(datamodule.spec), _shape(trained.spec)
     if shape != trained_shape:
         raise ConfigError(
             f"dataset {spec_name(data_cfg)}: (C, V, M, patch) = {shape} but the checkpoint was "
             f"trained on {trained_shape}"
         )
-    device = resolve_device(str(cfg.get("device", "auto")))
-    model: HiSTVQ = build_model(run_cfg.model, trained_spec, device.type)
-    model.load_state_dict(checkpoint["state_dict"])
-    model.to(device)
+    model = trained.model
     result = evaluate_module(
         model,
         datamodule,
@@ -249,7 +243,7 @@ def evaluate_checkpoint(cfg: DictConfig) -> dict[str, Any]:
         max_sequence_plots=int(cfg.eval.max_sequence_plots),
         write_predictions=bool(cfg.eval.write_predictions),
     )
-    metrics = json.loads((output_dir / METRICS_FILE).read_text())
+    metrics = result.to_json()
     print(format_metrics_table(metrics, title=f"{ckpt_path} on {spec_name(data_cfg)}"))
     print(f"evaluation folder: {output_dir}")
     return metrics
@@ -265,14 +259,3 @@ def training_device_type(trainer_cfg: DictConfig) -> str:
     if accelerator == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     return {"gpu": "cuda"}.get(accelerator, accelerator)
-
-
-def resolve_device(name: str) -> torch.device:
-    """``cpu``, ``cuda[:i]`` or ``auto`` (CUDA when available) as a torch device."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name not in {"cpu", "cuda"} and not name.startswith("cuda:"):
-        raise ConfigError(f"device: unknown value {name!r} (cpu | cuda | auto)")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError("device: cuda requested but no CUDA device is available")
-    return torch.device(name)

@@ -10,6 +10,10 @@ import warnings
 
 log = logging.getLogger(__name__)
 
+# The environment variable that names the run folder shared by the processes of one
+# multi-process run (set by the entry points, see histvq.cluster).
+RUN_ID_VARIABLE = "HISTVQ_RUN_ID"
+
 _M_TRIM_THRESHOLD = -1
 _M_MMAP_MAX = -4
 _M_ARENA_MAX = -8

@@ -7,12 +7,13 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+import lightning  # noqa: F401  (its log handler binds the real stderr, not a test's capture)
 import pytest
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from omegaconf import DictConfig
 
-from histvq.data.datamodules import DataSpec
+from histvq.spec import DataSpec
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "conf"

@@ -73,16 +73,11 @@ def test_objective_value_picks_the_named_metric() -> None:
         objective_value({"global": metrics["global"]}, "local/mof")
 
 
-def _load_train_module():
-    spec = importlib.util.spec_from_file_location("histvq_train_script", ROOT / "train.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_train_main_returns_the_objective(tiny_train_config, tmp_path: Path) -> None:
     """What the Optuna sweeper receives: train.py's main returns the objective of the run."""
-    main = _load_train_module().main.__wrapped__  # the task function under @hydra.main
+    from histvq import apps
+
+    main = apps._train.__wrapped__  # train.py's task function under @hydra.main
     cfg = tiny_train_config("run", "trainer.max_epochs=1", "objective=local/edit")
     value = main(cfg)
     metrics = metrics_of(tmp_path / "run")

@@ -392,7 +392,7 @@ def _tiny_model(budget: int | None, *overrides: str):
 
 
 def test_micro_batches_are_contiguous_and_within_budget() -> None:
-    from histvq.models.histvq import micro_batches
+    from histvq.models.steps import micro_batches
 
     lengths = [10, 7, 3, 12, 1]
     groups = micro_batches(lengths, patch_size=4, joints=2, budget=40)

@@ -7,7 +7,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 
-from histvq.plotting import (
+from histvq.evaluation.plotting import (
     PlotInputError,
     label_color,
     label_colors,

@@ -20,17 +20,17 @@ from _raw_fixtures import (
 )
 from conftest import TINY, compose_config
 
-from histvq.data.datamodules import DataSpec
 from histvq.errors import ConfigError, HistvqError
-from histvq.inference import pad_batch, segment_sequences
-from histvq.models import build_model
-from histvq.pipeline import load_checkpoint, train_and_evaluate
+from histvq.evaluation.segment import array_batches, segment_arrays
+from histvq.models.checkpoint import load_trained
+from histvq.pipeline import train_and_evaluate
 from histvq.predict import (
     ClusterNames,
     PredictInputError,
     load_cluster_names,
     load_inputs,
     predict_recordings,
+    reader_options,
     segments_of,
 )
 
@@ -130,25 +130,24 @@ def test_predict_on_the_prepared_folder_reproduces_the_run(synthetic_run: Path, 
 
 
 def test_padding_and_batch_size_do_not_change_codes(synthetic_run: Path) -> None:
-    from omegaconf import OmegaConf
-
-    checkpoint = load_checkpoint(synthetic_run / "checkpoints" / "last.ckpt")
-    spec = DataSpec.from_dict(checkpoint["histvq"]["data_spec"])
-    model = build_model(OmegaConf.create(checkpoint["histvq"]["config"]["model"]), spec)
-    model.load_state_dict(checkpoint["state_dict"])
+    trained = load_trained(synthetic_run / "checkpoints" / "last.ckpt", "cpu")
+    assert trained.kind == "synthetic" and trained.spec.num_joints == 25
+    model = trained.model.train()
     features = [
         np.load(p) for p in sorted((synthetic_run.parent / "data/synthetic/features").glob("*.npy"))
     ]
     features.append(features[0][:, :7].copy())  # shorter than one patch
-    one = segment_sequences(model, features, batch_size=1)
-    many = segment_sequences(model, features, batch_size=16)
+    one = segment_arrays(model, features, batch_size=1)
+    many = segment_arrays(model, features, batch_size=16)
     assert [len(c) for c in one] == [f.shape[1] for f in features]
     for a, b in zip(one, many, strict=True):
         np.testing.assert_array_equal(a, b)
     assert model.training  # the previous mode is restored
-    padded, mask, lengths = pad_batch([features[-1], features[0]], multiple=30)
+    (batch,) = array_batches([features[-1], features[0]], batch_size=2, patch_size=30)
+    padded, mask, lengths = batch["features"], batch["mask"], batch["length_list"]
     assert padded.shape[2] == 30 * -(-features[0].shape[1] // 30)
     assert mask.sum(1).tolist() == lengths == [7, features[0].shape[1]]
+    assert batch["index"].tolist() == [0, 1]  # in length order
     assert float(padded[0, :, 7:].abs().sum()) == 0.0
 
 
@@ -281,7 +280,8 @@ def test_lara_recording_without_labels_reads_like_the_preparation(tmp_path: Path
     write_lara_pair(tmp_path / "labelled", "L01_S01_R01", motion, [0] * 6 + [1] * 7)
     (tmp_path / "bare").mkdir()
     shutil.copy(tmp_path / "labelled" / "L01_S01_R01.csv", tmp_path / "bare" / "L01_S01_R01.csv")
-    options = {"sample_rate": 2, "root_joint": 11}
+    options = reader_options("lara", {}, None, {"sample_rate": 2, "root_joint": 11})
+    assert options == {"require_labels": False, "sample_rate": 2, "root_joint": 11}
     [labelled], _ = load_inputs(tmp_path / "labelled", "lara", options)
     [bare], _ = load_inputs(tmp_path / "bare", "lara", options)
     assert labelled.labels == ["Standing"] * 3 + ["Walking"] * 4
@@ -289,7 +289,7 @@ def test_lara_recording_without_labels_reads_like_the_preparation(tmp_path: Path
     np.testing.assert_array_equal(bare.features, labelled.features)
     assert bare.features.shape == (6, 7, 22, 1)
     with pytest.raises(ConfigError, match="subset"):
-        load_inputs(tmp_path / "bare", "lara", {"subset": 1})
+        reader_options("lara", {}, None, {"subset": 1})
 
 
 def test_babel_pickle_keeps_every_sequence(tmp_path: Path) -> None:

@@ -410,7 +410,11 @@ def test_config_mirrors_hugadb_and_prepares_on_first_use(
     assert (cfg.patch_size, cfg.batch_size, cfg.fps, cfg.num_channels, cfg.num_joints) == (
         30, 8, 30, 3, 25,
     )  # fmt: skip
-    assert (cfg.lambda_temp, cfg.bucket_by_length, cfg.num_classes) == (0.2, False, None)
+    assert (cfg.model_defaults.lambda_temp, cfg.bucket_by_length, cfg.num_classes) == (
+        0.2,
+        False,
+        None,
+    )
 
     module = instantiate(cfg)
     assert isinstance(module, PKUMMDDataModule) and module.kind == "pkummd"

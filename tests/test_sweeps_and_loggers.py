@@ -19,14 +19,16 @@ from histvq.models import build_model
 # Basic-sweeper grids; files that select another sweeper (Optuna searches) are tested with
 # the launchers (test_launchers.py).
 SWEEPS = sorted(
-    p.stem for p in (ROOT / "sweeps").glob("*.yaml") if "/hydra/sweeper" not in p.read_text()
+    p.stem
+    for p in (ROOT / "conf" / "sweeps").glob("*.yaml")
+    if "/hydra/sweeper" not in p.read_text()
 )
 SPEC = data_spec(num_classes=3, patch_size=5, num_joints=4)
 
 
 def sweep_jobs(name: str, extra: list[str] = ()) -> list[list[str]]:
     """The override lists Hydra's basic sweeper would launch for ``+sweeps=name``."""
-    params = OmegaConf.load(ROOT / "sweeps" / f"{name}.yaml").hydra.sweeper.params
+    params = OmegaConf.load(ROOT / "conf" / "sweeps" / f"{name}.yaml").hydra.sweeper.params
     arguments = [f"{key}={value}" for key, value in params.items()] + list(extra)
     parsed = OverridesParser.create().parse_overrides(arguments)
     batches = BasicSweeper.split_arguments(parsed, max_batch_size=None)

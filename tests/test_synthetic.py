@@ -239,6 +239,39 @@ def test_spec_round_trips_through_a_config_mapping() -> None:
     assert SyntheticSpec.from_dict(as_config) == spec
 
 
+def test_list_settings_given_as_omegaconf_containers(tmp_path: Path) -> None:
+    """``+dataset.generator.scale_range=[0.9,1.1]``: Hydra hands lists over as ListConfig."""
+    from hydra.utils import instantiate
+    from omegaconf import ListConfig, OmegaConf
+
+    spec = SyntheticSpec(scale_range=ListConfig([0.9, 1.1]), actions=ListConfig(["walk", "run"]))
+    assert spec == SyntheticSpec(scale_range=(0.9, 1.1), actions=("walk", "run"))
+    assert json.loads(json.dumps(spec.to_dict()))["scale_range"] == [0.9, 1.1]
+
+    settings = {"num_sequences": 2, "max_actions": 3, "max_seconds": 2.0}
+    config = OmegaConf.create(
+        {
+            "_target_": "histvq.data.datamodules.SyntheticDataModule",
+            "data_dir": str(tmp_path),
+            "name": "synthetic",
+            "patch_size": 30,
+            "generator": {**settings, "scale_range": [0.9, 1.1], "speed_range": [0.9, 1.0]},
+        }
+    )
+    instantiate(config).prepare_data()
+    record = json.loads((tmp_path / "synthetic" / GENERATOR_FILE).read_text(encoding="utf-8"))
+    assert SyntheticSpec.from_dict(record["spec"]) == SyntheticSpec(
+        **settings, scale_range=(0.9, 1.1), speed_range=(0.9, 1.0)
+    )
+
+    config.generator = {"scale_ranges": [0.9, 1.1]}
+    with pytest.raises(
+        ConfigError, match=r"dataset\.generator: .*unknown keys \['scale_ranges'\]"
+    ) as info:
+        instantiate(config).prepare_data()
+    assert "\n" not in str(info.value)
+
+
 def test_skeleton_is_anatomical_and_root_centred(dataset) -> None:
     heights = []
     for name, features, labels in dataset:

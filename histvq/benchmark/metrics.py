@@ -95,13 +95,21 @@ def _segments(labels: list[int]) -> list[tuple[int, int, int]]:
 
 
 def _hungarian(overlap: dict[tuple[int, int], int]) -> dict[int, int]:
+    """The reference's pairing: a square (labels x clusters) voting table, zero-padded,
+    solved as a minimisation of its negation; every pair of a real label and a real
+    cluster is applied, zero-overlap pairs included."""
     clusters = sorted({c for c, _ in overlap})
     labels = sorted({label for _, label in overlap})
-    matrix = np.zeros((len(clusters), len(labels)), dtype=np.int64)
+    size = max(len(clusters), len(labels))
+    table = np.zeros((size, size), dtype=np.int64)
     for (c, label), count in overlap.items():
-        matrix[clusters.index(c), labels.index(label)] = count
-    rows, cols = linear_sum_assignment(matrix, maximize=True)
-    return {clusters[r]: labels[c] for r, c in zip(rows, cols, strict=True) if matrix[r, c] > 0}
+        table[labels.index(label), clusters.index(c)] = count
+    rows, cols = linear_sum_assignment(-table)
+    return {
+        clusters[c]: labels[r]
+        for r, c in zip(rows, cols, strict=True)
+        if r < len(labels) and c < len(clusters)
+    }
 
 
 def _levenshtein(a: list[int], b: list[int]) -> int:

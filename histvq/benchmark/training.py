@@ -213,7 +213,7 @@ def prepare_hugadb_subset(archive: Path, every: int, cache: Path, name: str) -> 
     data_dir = cache / "data"
     if (data_dir / name / "features").is_dir():
         return data_dir
-    from histvq.prepare import prepare_dataset
+    from histvq.data.preparation import prepare_dataset
 
     source = archive
     if archive.is_file():

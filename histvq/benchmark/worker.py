@@ -20,14 +20,15 @@ def setup_run(spec: dict[str, Any]) -> tuple[Any, Any, Any, Any, Any]:
     import torch
     from hydra import compose, initialize_config_dir
 
-    from histvq.models import build_model, quantizers
+    from histvq.models import build_model
+    from histvq.models.quantizers import distances
     from histvq.pipeline import build_datamodule
     from histvq.runtime import keep_cpu_memory_in_process
 
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
         cfg = compose("train", overrides=["paths.output_dir=.", *spec["overrides"]])
     if spec.get("broadcast"):
-        quantizers.patch_distances = quantizers.direct_patch_distances  # the naive formula
+        distances.patch_distances = distances.direct_patch_distances  # the naive formula
     device = torch.device(spec.get("device", "cpu"))
     if device.type == "cpu" and cfg.get("keep_cpu_memory", True):
         keep_cpu_memory_in_process()

@@ -7,9 +7,8 @@ from typing import Any
 import lightning as L
 from lightning.pytorch.callbacks import Callback
 
-from histvq.cluster import RUN_ID_VARIABLE
 from histvq.errors import ConfigError
-from histvq.runtime import keep_cpu_memory_in_process
+from histvq.runtime import RUN_ID_VARIABLE, keep_cpu_memory_in_process
 
 
 class ProcessSetup(Callback):

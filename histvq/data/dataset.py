@@ -75,7 +75,7 @@ class PadCollate:
     with_features: bool = True
 
     def __call__(self, items: list[dict[str, Any]]) -> dict[str, Any]:
-        length_list = [int(it["labels"].shape[0]) for it in items]
+        length_list = [int(it["features"].shape[1]) for it in items]
         lengths = torch.tensor(length_list, dtype=torch.long)
         padded = padded_length(max(length_list), self.multiple, self.pad_to)
         labels = torch.full((len(items), padded), -1, dtype=torch.long)
@@ -123,7 +123,8 @@ class ResidentFeatures:
         features = torch.zeros(len(indices), c, padded, v, m, device=self.device)
         for row, (index, length) in enumerate(zip(indices, lengths, strict=True)):
             features[row, :, :length] = self.features[index]
-        mask = torch.arange(padded, device=self.device)[None, :] < torch.tensor(
-            lengths, device=self.device
-        )[:, None]
+        mask = (
+            torch.arange(padded, device=self.device)[None, :]
+            < torch.tensor(lengths, device=self.device)[:, None]
+        )
         return {**batch, "features": features, "mask": mask}

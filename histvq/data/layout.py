@@ -152,7 +152,9 @@ def read_layout(root: str | os.PathLike[str]) -> LayoutDataset:
     features_dir, labels_dir = root / FEATURES_DIR, root / LABELS_DIR
     for folder in (features_dir, labels_dir):
         if not folder.is_dir():
-            raise LayoutError(f"{folder}: folder is missing (expected features/, groundTruth/, mapping/)")
+            raise LayoutError(
+                f"{folder}: folder is missing (expected features/, groundTruth/, mapping/)"
+            )
     mapping = read_mapping(root / MAPPING_DIR / MAPPING_FILE)
     label_to_id = {label: label_id for label_id, label in mapping.items()}
 
@@ -238,9 +240,7 @@ class LayoutWriter:
         if features.ndim != 4:
             raise LayoutError(f"{name}: features must be (C, T, V, M), got {features.shape}")
         if len(labels) != features.shape[1]:
-            raise LayoutError(
-                f"{name}: {len(labels)} labels for {features.shape[1]} frames"
-            )
+            raise LayoutError(f"{name}: {len(labels)} labels for {features.shape[1]} frames")
         unknown = sorted(set(labels) - self._label_set)
         if unknown:
             raise LayoutError(f"{name}: labels {unknown} are not in the mapping")

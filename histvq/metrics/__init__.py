@@ -1,49 +1,51 @@
-"""Segmentation metrics: numpy functions (:mod:`.functional`) and a DDP-aware torchmetrics class.
+"""Segmentation metrics: names (:mod:`.names`), numpy functions (:mod:`.functional`) and a
+DDP-aware torchmetrics class (:mod:`.segmentation`).
 
-The torchmetrics class is imported lazily so that numpy-only users (scripts, the benchmark)
-do not pay for importing torch.
+Everything is imported lazily: the names cost nothing, numpy/scipy users (scripts, the
+report) do not pay for torch.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+import importlib
+from typing import Any
 
-from histvq.metrics.functional import (
+from histvq.metrics.names import (
     MATCHINGS,
     METRIC_KEYS,
+    METRIC_NAMES,
     THRESHOLDS,
     UNMATCHED,
-    MetricInputError,
-    evaluate_segmentation,
-    match_predictions,
-    segment_bounds,
-    segment_lengths,
-    segmentation_scores,
+    cluster_name,
+    mapped_name,
     unmatched_id,
 )
 
-if TYPE_CHECKING:
-    from histvq.metrics.segmentation import SegmentationMetrics
+_LAZY = {
+    "MetricInputError": "functional",
+    "evaluate_segmentation": "functional",
+    "match_predictions": "functional",
+    "segment_bounds": "functional",
+    "segment_lengths": "functional",
+    "segmentation_scores": "functional",
+    "SegmentationMetrics": "segmentation",
+}
 
 __all__ = [
     "MATCHINGS",
     "METRIC_KEYS",
+    "METRIC_NAMES",
     "THRESHOLDS",
     "UNMATCHED",
-    "MetricInputError",
-    "SegmentationMetrics",
-    "evaluate_segmentation",
-    "match_predictions",
-    "segment_bounds",
-    "segment_lengths",
-    "segmentation_scores",
+    "cluster_name",
+    "mapped_name",
     "unmatched_id",
+    *_LAZY,
 ]
 
 
 def __getattr__(name: str) -> Any:
-    if name == "SegmentationMetrics":
-        from histvq.metrics.segmentation import SegmentationMetrics
-
-        return SegmentationMetrics
+    if name in _LAZY:
+        module = importlib.import_module(f"{__name__}.{_LAZY[name]}")
+        return getattr(module, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

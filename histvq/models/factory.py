@@ -8,9 +8,9 @@ from hydra.utils import get_class
 from omegaconf import DictConfig
 
 from histvq.config import instantiate_node
-from histvq.data.datamodules import DataSpec
 from histvq.errors import ConfigError
 from histvq.models.histvq import HiSTVQ
+from histvq.spec import DataSpec
 
 # Memory knobs left to the device (``auto``). A CPU trains in micro-batches; with the
 # reference's codebook step every micro-batch's encoder graph is kept until the step, so

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from contextlib import nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import lightning as L
@@ -31,10 +31,18 @@ from histvq.models.patching import (
 )
 from histvq.models.quantizers import (
     BottomAssignment,
-    CodebookStatistics,
     HierarchicalQuantizer,
     QuantizerOutput,
     ValidPatches,
+)
+from histvq.models.steps import (
+    StepResult,
+    host_lengths,
+    loss_shares,
+    micro_batch_frames,
+    micro_batches,
+    region,
+    term_share,
 )
 
 SPATIAL_INPUTS = ("top", "first", "both")
@@ -57,76 +65,6 @@ class ModelOutput:
         """(N, T) code of ``level`` (default: top) for every frame."""
         codes = self.quantizer.indices[level]
         return expand_patch_codes(codes, self.patches.patch_size, num_frames)
-
-
-@dataclass
-class StepResult:
-    """One training batch's loss terms as they count in the batch loss (for logging), and
-    either the codebook statistics still to apply (``after_backward``) or the usage of the
-    update already applied (``before_output``)."""
-
-    logged: dict[str, Tensor] = field(default_factory=dict)
-    statistics: CodebookStatistics | None = None
-    usage: dict[str, Tensor] | None = None
-
-    def add(self, key: str, value: Tensor) -> None:
-        self.logged[key] = self.logged[key] + value if key in self.logged else value
-
-
-def region(name: str) -> Any:
-    """A named range of the training step in profiler traces (``histvq.benchmark profile``)."""
-    return torch.profiler.record_function(f"histvq/{name}")
-
-
-def _share(key: str, shares: dict[str, Tensor] | None) -> Tensor | float:
-    """The share of the batch that loss term ``key`` of a micro-batch stands for."""
-    if shares is None:
-        return 1.0
-    if key == "temporal":
-        return shares["patches"]
-    if key == "spatial":
-        return shares["spatial"]
-    return shares["frames"]
-
-
-def micro_batches(
-    lengths: list[int], patch_size: int, joints: int, budget: int | None
-) -> list[list[int]]:
-    """Split a batch (sequence ``lengths``, host ints) into contiguous groups of rows whose
-    padded size (sequences x longest length rounded up to the patch size x ``joints``)
-    stays within ``budget``; a sequence too long for the budget goes alone. Contiguous
-    groups keep the batch's patch order, so merged codebook statistics equal the whole
-    batch's."""
-    if budget is None:
-        return [list(range(len(lengths)))]
-    padded = [-(-int(n) // patch_size) * patch_size for n in lengths]
-    groups: list[list[int]] = [[]]
-    longest = 0
-    for row, frames in enumerate(padded):
-        grown = max(longest, frames)
-        if groups[-1] and (len(groups[-1]) + 1) * grown * joints > budget:
-            groups.append([])
-            grown = frames
-        groups[-1].append(row)
-        longest = grown
-    return groups
-
-
-def micro_batch_frames(lengths: list[int], patch_size: int, limit: int) -> int:
-    """Frames a micro-batch is cut to: its longest sequence rounded up to a coarse grid of
-    16 patches (capped at the batch's padded length). Few distinct shapes let the
-    allocator reuse freed buffers instead of fragmenting memory; the extra frames are
-    padding, which the masks keep out of every result."""
-    grid = 16 * patch_size
-    return min(limit, -(-max(lengths) // grid) * grid)
-
-
-def host_lengths(batch: dict[str, Any]) -> list[int]:
-    """The batch's sequence lengths as Python ints, without a device synchronisation when
-    the collate function provided them (``length_list``)."""
-    if "length_list" in batch:
-        return [int(n) for n in batch["length_list"]]
-    return [int(n) for n in batch["lengths"].tolist()]
 
 
 def select_levels(streams: list[Tensor], which: str) -> list[Tensor]:
@@ -270,25 +208,6 @@ class HiSTVQ(L.LightningModule):
             terms["temporal"] = timestamp_mse(output.timestamps, target, output.patches.valid)
         return terms
 
-    def loss_shares(self, rows_lengths: Tensor, lengths: Tensor) -> dict[str, Tensor]:
-        """What one micro-batch's per-term means weigh in the whole batch's loss.
-
-        ``rows_lengths`` are the micro-batch's sequence lengths, ``lengths`` the batch's.
-        Commitment terms are means over valid frames, the temporal term over valid
-        patches. The spatial term is a mean over valid frames (``valid``) or, as the
-        reference, over the whole padded batch tensor (``padded``: every sequence padded to
-        the batch's longest, padded frames counted in the denominator).
-        """
-        frames = rows_lengths.sum() / lengths.sum()
-        patches = (-(-rows_lengths // self.patch_size)).sum() / (
-            -(-lengths // self.patch_size)
-        ).sum()
-        if self.spatial_loss_normalization == "padded":
-            spatial = rows_lengths.sum() / (lengths.numel() * lengths.max())
-        else:
-            spatial = frames
-        return {"frames": frames, "patches": patches, "spatial": spatial}
-
     def weighted_loss(
         self, terms: dict[str, Tensor], shares: dict[str, Tensor] | None = None
     ) -> Tensor:
@@ -296,7 +215,7 @@ class HiSTVQ(L.LightningModule):
         (default: the batch itself, every share 1)."""
         total = next(iter(terms.values())).new_zeros((), dtype=torch.float32)
         for key, value in terms.items():
-            total = total + self.term_weight(key) * _share(key, shares) * value
+            total = total + self.term_weight(key) * term_share(key, shares) * value
         return total
 
     def term_weight(self, key: str) -> float:
@@ -307,18 +226,6 @@ class HiSTVQ(L.LightningModule):
         if key == "temporal":
             return self.lambda_temp
         raise KeyError(key)
-
-    def losses(self, features: Tensor, mask: Tensor, output: ModelOutput) -> dict[str, Tensor]:
-        """Every loss term as it counts in the batch loss and the weighted total under
-        ``loss`` (one whole batch)."""
-        lengths = mask.sum(dim=1)
-        shares = self.loss_shares(lengths, lengths)
-        terms = {
-            key: value * _share(key, shares)
-            for key, value in self.loss_terms(features, mask, output).items()
-        }
-        terms["loss"] = self.weighted_loss(terms)
-        return terms
 
     # ------------------------------------------------------------------ lightning
     def accumulate_batch(
@@ -399,12 +306,14 @@ class HiSTVQ(L.LightningModule):
         the batch's logged values."""
         with region("losses"):
             terms = self.loss_terms(features, mask, output)
-            shares = self.loss_shares(rows_lengths, lengths)
+            shares = loss_shares(
+                rows_lengths, lengths, self.patch_size, self.spatial_loss_normalization
+            )
             loss = self.weighted_loss(terms, shares)
         with region("backward"):
             backward(loss, last)
         for key, value in terms.items():
-            result.add(key, value.detach() * _share(key, shares))
+            result.add(key, value.detach() * term_share(key, shares))
         result.add("loss", loss.detach())
 
     def _backward(self, loss: Tensor, last: bool) -> None:
@@ -465,19 +374,11 @@ class HiSTVQ(L.LightningModule):
                 level_codes[index, :frames] = output.frame_codes(frames, level)
         return codes
 
-    def predict_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, Any]:
-        codes = self.segment(batch["features"], batch["mask"])[-1]
-        return {
-            "index": batch["index"],
-            "names": batch["names"],
-            "lengths": batch["lengths"],
-            "codes": codes,
-        }
-
     def configure_optimizers(self) -> torch.optim.Optimizer:
         if self.optimizer_factory is None:
             return torch.optim.Adam(self.parameters(), lr=5e-4)
         return self.optimizer_factory(self.parameters())
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """The run config and data spec travel in every checkpoint (histvq.models.checkpoint)."""
         checkpoint["histvq"] = {"config": self.run_config, "data_spec": self.data_spec}

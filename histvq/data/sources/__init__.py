@@ -21,7 +21,7 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -33,11 +33,12 @@ from histvq.errors import ConfigError
 
 @dataclass(frozen=True)
 class RawSequence:
-    """One sequence parsed from raw files: features (C, T, V, M) float32, T label names."""
+    """One sequence parsed from raw files: features (C, T, V, M) float32, T label names (None
+    only for an unlabelled recording read for prediction, see ``Source.predict_options``)."""
 
     name: str
     features: np.ndarray
-    labels: list[str]
+    labels: list[str] | None
 
     @property
     def num_frames(self) -> int:
@@ -86,7 +87,10 @@ class Source:
     ``default_name(options)`` names the output folder; ``mapping(options)`` gives the label
     mapping written to ``mapping.txt`` (unless discovery gives one); ``discover(inputs,
     options)`` expands the user's inputs into files (or file groups); ``read(item, options)``
-    yields the sequences and skips of one discovered item.
+    yields the sequences and skips of one discovered item. ``predict_options`` are the
+    options that make ``discover``/``read`` take every recording as it is, for segmenting
+    new recordings: no file filter, no sequence dropped for its labels, labels optional
+    where the format allows.
     """
 
     kind: str
@@ -96,6 +100,11 @@ class Source:
     mapping: Callable[[Any], dict[int, str]]
     discover: Callable[[list[Path], Any], Discovery]
     read: Callable[[Any, Any], Iterator[RawSequence | Skipped]]
+    predict_options: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def option_names(self) -> set[str]:
+        return {f.name for f in dataclasses.fields(self.options_type)}
 
     def make_options(self, **options: Any) -> Any:
         """Build this kind's options object, rejecting unknown option names."""

@@ -225,4 +225,5 @@ SOURCE = Source(
     mapping=lambda options: subset_mapping(options.subset),
     discover=discover,
     read=read,
+    predict_options={"none_threshold": 100.0},
 )

@@ -281,4 +281,5 @@ SOURCE = Source(
     mapping=lambda options: dict(ACTIVITIES),
     discover=discover,
     read=read,
+    predict_options={"pattern": "all", "exclude_corrupted": False},
 )

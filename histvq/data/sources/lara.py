@@ -80,11 +80,13 @@ class LaraOptions:
     """Options of ``prepare lara``: keep every ``sample_rate``-th frame; centre on ``root_joint``.
 
     The default root is SMQ's choice (21, ``Root``); LARa's own tools centre on ``LowerBack``
-    (11) instead.
+    (11) instead. ``require_labels=False`` (prediction) reads a recording without its labels
+    file as unlabelled instead of stopping.
     """
 
     sample_rate: int = 4
     root_joint: int = ROOT_JOINT
+    require_labels: bool = True
 
     def __post_init__(self) -> None:
         if isinstance(self.sample_rate, bool) or not isinstance(self.sample_rate, int):
@@ -284,7 +286,7 @@ def discover(inputs: list[Path], options: LaraOptions) -> Discovery:
         if path.name.endswith(LABELS_SUFFIX) and path.resolve() not in paired:
             discovery.skipped.append(Skipped(path.name, "labels file without its recording"))
     for path in recordings:
-        if not labels_path_for(path).is_file():
+        if options.require_labels and not labels_path_for(path).is_file():
             raise RawFormatError(
                 f"{path}: recording has no labels file {labels_path_for(path).name} beside it"
             )
@@ -293,7 +295,13 @@ def discover(inputs: list[Path], options: LaraOptions) -> Discovery:
 
 
 def read(path: Path, options: LaraOptions) -> Iterator[RawSequence | Skipped]:
-    yield read_lara_recording(path, sample_rate=options.sample_rate, root_joint=options.root_joint)
+    if options.require_labels or labels_path_for(path).is_file():
+        yield read_lara_recording(
+            path, sample_rate=options.sample_rate, root_joint=options.root_joint
+        )
+        return
+    features = motion_to_features(read_motion(path), options.sample_rate, options.root_joint)
+    yield RawSequence(name=path.stem, features=features, labels=None)
 
 
 SOURCE = Source(
@@ -304,4 +312,5 @@ SOURCE = Source(
     mapping=lambda options: dict(CLASSES),
     discover=discover,
     read=read,
+    predict_options={"require_labels": False},
 )

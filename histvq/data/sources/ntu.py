@@ -335,10 +335,7 @@ def discover(inputs: list[Path], options: NtuOptions) -> Discovery:
         return discovery
     groups, unused = plan_sequences(clips, options.concat, options.seed, options.sequences)
     discovery.files.extend(groups)
-    discovery.skipped.extend(
-        Skipped(p.name, "not drawn into any sequence")
-        for p in unused
-    )
+    discovery.skipped.extend(Skipped(p.name, "not drawn into any sequence") for p in unused)
     return discovery
 
 
@@ -377,4 +374,5 @@ SOURCE = Source(
     mapping=lambda options: dict(ACTIONS),
     discover=discover,
     read=read,
+    predict_options={"concat": 1},
 )

@@ -19,6 +19,7 @@ from matplotlib.patches import Patch
 
 from histvq.errors import HistvqError
 from histvq.metrics.functional import segment_bounds
+from histvq.metrics.names import mapped_name
 
 RGBA = tuple[float, float, float, float]
 
@@ -61,9 +62,7 @@ def label_colors(labels: Iterable[int]) -> dict[int, RGBA]:
 
 
 def _display_name(label: int, label_names: Mapping[int, str]) -> str:
-    if label < 0:
-        return f"unmatched cluster {-1 - label}"
-    return label_names.get(label, str(label))
+    return mapped_name(label, dict(label_names))
 
 
 def _labels_array(name: str, values: np.ndarray) -> np.ndarray:
@@ -94,7 +93,7 @@ def plot_segmentation(
     """Ground truth bar above prediction bar, coloured by label, saved as PNG at ``path``.
 
     ``prediction_mapped`` holds label ids after matching (negative for unmatched clusters,
-    drawn in grey and listed as "unmatched cluster c"). ``target`` may be None for an
+    drawn in grey and listed as ``cluster_<c>``). ``target`` may be None for an
     unlabelled recording: then only the prediction bar is drawn. Returns the path written.
     """
     prediction = _labels_array("prediction_mapped", prediction_mapped)

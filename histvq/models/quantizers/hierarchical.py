@@ -25,10 +25,8 @@ computed in float32, also under mixed precision.
 from __future__ import annotations
 
 import functools
-import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import Any, Literal, TypeVar
+from typing import Any, TypeVar
 
 import torch
 import torch.nn.functional as F
@@ -36,13 +34,18 @@ from torch import Tensor, nn
 
 from histvq.distributed import all_gather_cat, all_reduce_sum_
 from histvq.errors import ConfigError
+from histvq.models.quantizers.codebook import EMACodebook, kmeans
+from histvq.models.quantizers.distances import Distance, check_choice
+from histvq.models.quantizers.outputs import (
+    BottomAssignment,
+    CodebookStatistics,
+    QuantizerOutput,
+    ValidPatches,
+)
 
 T = TypeVar("T")
-Distance = Literal["frame_l2_sum", "l2"]
-DISTANCES: tuple[str, ...] = ("frame_l2_sum", "l2")
 INITS: tuple[str, ...] = ("kaiming", "kmeans")
 UPDATES: tuple[str, ...] = ("before_output", "after_backward")
-SMOOTHINGS: tuple[str, ...] = ("per_code", "total")
 
 
 def _float32(method: Callable[..., T]) -> Callable[..., T]:
@@ -58,40 +61,6 @@ def _float32(method: Callable[..., T]) -> Callable[..., T]:
     return wrapper
 
 
-def _check_choice(key: str, value: str, choices: tuple[str, ...]) -> None:
-    if value not in choices:
-        raise ConfigError(f"{key}: unknown value {value!r} (choose from {choices})")
-
-
-def patch_distances(x: Tensor, codes: Tensor, distance: Distance) -> Tensor:
-    """Distances (N, K) between patches x (N, P, E) and codes (K, P, E), via matmuls.
-
-    ``frame_l2_sum`` (SMQ's reference) sums the Euclidean distances of the P frames;
-    ``l2`` (the paper's formula) is the Euclidean distance of the flattened patches. Both use
-    the expansion ||a - b||^2 = ||a||^2 + ||b||^2 - 2 a.b, so memory is O(N*K*P), never the
-    (N, K, P, E) difference tensor.
-    """
-    if distance == "l2":
-        xf, cf = x.flatten(1), codes.flatten(1)
-        sq = (xf * xf).sum(1)[:, None] + (cf * cf).sum(1)[None, :] - 2.0 * (xf @ cf.T)
-        return sq.clamp_min_(0.0).sqrt_()
-    if distance == "frame_l2_sum":
-        x_sq = (x * x).sum(-1).T  # (P, N)
-        c_sq = (codes * codes).sum(-1).T  # (P, K)
-        cross = torch.bmm(x.transpose(0, 1), codes.permute(1, 2, 0))  # (P, N, K)
-        sq = x_sq[:, :, None] + c_sq[:, None, :] - 2.0 * cross
-        return sq.clamp_min_(0.0).sqrt_().sum(0)
-    raise ConfigError(f"model.distance: unknown value {distance!r} (choose from {DISTANCES})")
-
-
-def direct_patch_distances(x: Tensor, codes: Tensor, distance: Distance) -> Tensor:
-    """Reference formula by broadcasting the (N, K, P, E) difference; for tests and benchmarks."""
-    diff = x[:, None] - codes[None]
-    if distance == "l2":
-        return diff.pow(2).sum(dim=(2, 3)).sqrt()
-    return diff.pow(2).sum(-1).sqrt().sum(-1)
-
-
 def codebook_sizes(num_classes: int, levels: int, alpha: float) -> list[int]:
     """Codes per level, bottom first: level l has K * alpha**(levels - l) codes, the top K."""
     if levels < 1:
@@ -101,216 +70,6 @@ def codebook_sizes(num_classes: int, levels: int, alpha: float) -> list[int]:
     if num_classes < 1:
         raise ConfigError(f"num_classes must be >= 1, got {num_classes}")
     return [max(1, round(num_classes * alpha ** (levels - 1 - lv))) for lv in range(levels)]
-
-
-class EMACodebook(nn.Module):
-    """One level's codebook (K, P, E) with EMA counts and sums, and dead-code re-seeding.
-
-    ``smoothing`` is how the EMA counts are Laplace-smoothed before dividing the sums:
-    ``per_code`` (SMQ's reference code) smooths each count against itself,
-    n_k (n_k + eps) / (n_k + K eps); ``total`` is the textbook form over all counts,
-    (n_k + eps) / (n + K eps) * n. Both differ from n_k by about eps (``per_code`` gives 0
-    for a zero count; such a code keeps its value).
-    """
-
-    def __init__(
-        self,
-        num_codes: int,
-        patch_size: int,
-        dim: int,
-        decay: float = 0.5,
-        dead_threshold: float = 3.0,
-        distance: Distance = "frame_l2_sum",
-        eps: float = 1e-5,
-        smoothing: str = "per_code",
-    ):
-        super().__init__()
-        if not 0.0 <= decay < 1.0:
-            raise ConfigError(f"model.decay must be in [0, 1), got {decay}")
-        _check_choice("model.distance", distance, DISTANCES)
-        _check_choice("model.quantizer.smoothing", smoothing, SMOOTHINGS)
-        self.num_codes, self.patch_size, self.dim = num_codes, patch_size, dim
-        self.decay, self.dead_threshold, self.distance = decay, dead_threshold, distance
-        self.eps, self.smoothing = eps, smoothing
-        self.register_buffer("codes", torch.empty(num_codes, patch_size, dim))
-        self.register_buffer("counts", torch.empty(num_codes))
-        self.register_buffer("sums", torch.empty(num_codes, patch_size, dim))
-        self.reset_codebook()
-
-    @property
-    def samples_per_reseed(self) -> int:
-        """How many candidates are averaged into one re-seeded code (the threshold, >= 1)."""
-        return max(1, round(self.dead_threshold))
-
-    @torch.no_grad()
-    def reset_codebook(self) -> None:
-        """Kaiming-uniform codes with unit counts (as the reference), drawn from torch's RNG."""
-        nn.init.kaiming_uniform_(self.codes)
-        self.counts.fill_(1.0)
-        self.sums.copy_(self.codes)
-
-    @torch.no_grad()
-    def set_codes(self, codes: Tensor, counts: Tensor) -> None:
-        self.codes.copy_(codes)
-        self.counts.copy_(counts)
-        self.sums.copy_(codes * counts[:, None, None])
-
-    def distances(self, x: Tensor) -> Tensor:
-        return patch_distances(x, self.codes, self.distance)
-
-    def nearest(self, x: Tensor) -> Tensor:
-        """Index of the nearest code for each of x's (N, P, E) patches (first on ties)."""
-        return self.distances(x).argmin(dim=1)
-
-    @torch.no_grad()
-    def ema_update(self, batch_counts: Tensor, batch_sums: Tensor) -> None:
-        """EMA of counts and sums, then codes = sums / Laplace-smoothed counts."""
-        self.counts.mul_(self.decay).add_(batch_counts, alpha=1.0 - self.decay)
-        self.sums.mul_(self.decay).add_(batch_sums, alpha=1.0 - self.decay)
-        if self.smoothing == "per_code":
-            smoothed = (
-                self.counts * (self.counts + self.eps) / (self.counts + self.num_codes * self.eps)
-            )
-        else:
-            total = self.counts.sum()
-            smoothed = (self.counts + self.eps) / (total + self.num_codes * self.eps) * total
-        # A code whose count reached exactly 0 (possible only without dead-code re-seeding)
-        # keeps its value instead of becoming 0 / 0.
-        updated = self.sums / smoothed.clamp_min(torch.finfo(smoothed.dtype).tiny)[:, None, None]
-        self.codes.copy_(torch.where((smoothed > 0)[:, None, None], updated, self.codes))
-
-    def dead_mask(self) -> Tensor:
-        """(K,) bool: codes whose EMA count is under the threshold (none when it is 0)."""
-        if self.dead_threshold <= 0:
-            return torch.zeros_like(self.counts, dtype=torch.bool)
-        return self.counts < self.dead_threshold
-
-    @torch.no_grad()
-    def reseed(self, dead: Tensor, candidates: Tensor, generator: torch.Generator) -> None:
-        """Replace each dead code by the mean of ``samples_per_reseed`` candidates.
-
-        As the reference: the pool is the half of ``candidates`` (N, P, E) closest to the
-        codebook (distance to their nearest code at most the median); when the pool holds
-        enough samples, a random permutation of it (CPU ``generator``) gives them, else the
-        pool is taken in order and cycled. Dead code i gets samples i*s .. (i+1)*s - 1.
-        """
-        if dead.numel() == 0 or candidates.shape[0] == 0:
-            return
-        closeness = -self.distances(candidates).min(dim=1).values
-        pool = torch.nonzero(closeness >= torch.quantile(closeness, 0.5)).flatten()
-        per_code = self.samples_per_reseed
-        needed = dead.numel() * per_code
-        if pool.numel() >= needed:
-            order = torch.randperm(pool.numel(), generator=generator).to(pool.device)
-            chosen = pool[order[:needed]]
-        else:
-            chosen = pool.repeat(math.ceil(needed / pool.numel()))[:needed]
-        means = candidates[chosen].reshape(dead.numel(), per_code, *candidates.shape[1:]).mean(1)
-        self.codes[dead] = means
-        self.counts[dead] = float(self.dead_threshold)
-        self.sums[dead] = means * float(self.dead_threshold)
-
-
-def kmeans(
-    samples: Tensor, k: int, distance: Distance, generator: torch.Generator, iters: int = 10
-) -> tuple[Tensor, Tensor]:
-    """k-means++ seeding then Lloyd iterations on patches (N, P, E); returns centres, sizes.
-
-    With fewer samples than centres, samples are reused cyclically.
-    """
-    n = samples.shape[0]
-    first = int(torch.randint(n, (1,), generator=generator))
-    centres = [samples[first]]
-    closest = patch_distances(samples, samples[first][None], distance)[:, 0]
-    for _ in range(1, k):
-        weights = closest.pow(2)
-        if float(weights.sum()) <= 0:
-            pick = int(torch.randint(n, (1,), generator=generator))
-        else:
-            pick = int(torch.multinomial(weights.cpu(), 1, generator=generator))
-        centres.append(samples[pick])
-        closest = torch.minimum(
-            closest, patch_distances(samples, samples[pick][None], distance)[:, 0]
-        )
-    centres_t = torch.stack(centres)
-    sizes = torch.zeros(k, device=samples.device)
-    for _ in range(iters):
-        assign = patch_distances(samples, centres_t, distance).argmin(1)
-        onehot = F.one_hot(assign, k).to(samples.dtype)
-        sizes = onehot.sum(0)
-        sums = (onehot.T @ samples.flatten(1)).reshape(centres_t.shape)
-        filled = sizes > 0
-        centres_t[filled] = sums[filled] / sizes[filled][:, None, None]
-    return centres_t, sizes.clamp_min(1.0)
-
-
-@dataclass
-class ValidPatches:
-    """The valid patches of a batch, flattened: x (Nv, P, E) float32 (with gradient), their
-    frame masks (Nv, P) float, and where they sit in the (N, Np) patch grid."""
-
-    x: Tensor
-    frame_mask: Tensor
-    positions: Tensor  # (Nv,) flat index into N * Np
-    grid: tuple[int, int]  # (N, Np)
-
-
-@dataclass
-class BottomAssignment:
-    """Level-1 codes of some valid patches (detached), before any codebook update; several
-    micro-batches' assignments merge into the whole batch's (in order)."""
-
-    patches: Tensor
-    indices: Tensor
-
-    def merge(self, other: BottomAssignment | None) -> BottomAssignment:
-        if other is None:
-            return self
-        return BottomAssignment(
-            torch.cat([self.patches, other.patches]), torch.cat([self.indices, other.indices])
-        )
-
-
-@dataclass
-class CodebookStatistics:
-    """One step's assignment statistics for ``update="after_backward"``, not yet reduced
-    across processes.
-
-    Per level (bottom first): assignment counts (K,) and input sums (K, P, E); the valid
-    patches (the level-1 inputs, candidates for re-seeding level 1) and the per-level code
-    ids (level l > 1 re-seeds from the level-(l-1) codes they select). Statistics of several
-    micro-batches of one batch merge into the statistics of the whole batch.
-    """
-
-    counts: list[Tensor]
-    sums: list[Tensor]
-    patches: Tensor
-    indices: list[Tensor]
-
-    def merge(self, other: CodebookStatistics | None) -> CodebookStatistics:
-        if other is None:
-            return self
-        return CodebookStatistics(
-            counts=[a + b for a, b in zip(self.counts, other.counts, strict=True)],
-            sums=[a + b for a, b in zip(self.sums, other.sums, strict=True)],
-            patches=torch.cat([self.patches, other.patches]),
-            indices=[torch.cat([a, b]) for a, b in zip(self.indices, other.indices, strict=True)],
-        )
-
-
-@dataclass
-class QuantizerOutput:
-    """Per level (bottom first): straight-through quantized patches (N, Np, P, E), zero on
-    invalid patches; code ids (N, Np), -1 on invalid patches; commitment losses. In
-    training mode with ``update="after_backward"`` the statistics that
-    :meth:`HierarchicalQuantizer.update` consumes; with ``before_output`` the usage of the
-    update already applied."""
-
-    quantized: list[Tensor]
-    indices: list[Tensor]
-    commitment: list[Tensor]
-    statistics: CodebookStatistics | None = None
-    usage: dict[str, Tensor] | None = None
 
 
 class HierarchicalQuantizer(nn.Module):
@@ -361,8 +120,8 @@ class HierarchicalQuantizer(nn.Module):
         seed: int = 0,
     ):
         super().__init__()
-        _check_choice("model.quantizer.init", init, INITS)
-        _check_choice("model.quantizer.update", update, UPDATES)
+        check_choice("model.quantizer.init", init, INITS)
+        check_choice("model.quantizer.update", update, UPDATES)
         thresholds = list(dead_code_thresholds)
         if not thresholds:
             raise ConfigError("model.dead_code_thresholds must list at least one value")

@@ -1,0 +1,90 @@
+"""The command line of the report: ``python -m histvq.report DIR [--csv] [--paper TABLE]``.
+
+:func:`report` is what the command prints (table text and notes), kept separate from
+:func:`main` so tests and other reporters get the same text without a subprocess; a
+:class:`~histvq.errors.HistvqError` (no runs, unknown table, ...) ends the command with a
+one-line message instead of a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Sequence
+
+from histvq.errors import run_reporting_errors
+from histvq.metrics.names import MATCHINGS
+from histvq.report.paper import PAPER_ALIASES, PaperSummary, paper_summary
+from histvq.report.runs import collect_runs
+from histvq.report.study import find_studies
+from histvq.report.summary import Summary, summarize
+
+
+def report(
+    directory: str | os.PathLike[str],
+    *,
+    matching: str = "global",
+    as_csv: bool = False,
+    paper: str | None = None,
+    aggregate: bool = True,
+) -> tuple[str, list[str]]:
+    """(table text, notes) for every run under ``directory``; what the CLI prints.
+
+    Optimisation sweeps (Optuna) under ``directory`` add their best parameters and value:
+    after the table, or to the notes with ``as_csv``."""
+    runs = collect_runs(directory)
+    summary: Summary | PaperSummary
+    if paper:
+        summary = paper_summary(runs, paper, matching)
+    else:
+        summary = summarize(runs, matching, aggregate)
+    studies = [study.text() for study in find_studies(directory, runs)]
+    if as_csv:
+        return summary.to_csv(), [*summary.notes, *studies]
+    text = summary.to_markdown()
+    if studies:
+        text += "\n\n" + "\n\n".join(studies)
+    return text, summary.notes
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m histvq.report",
+        description="Summarise finished runs (a run folder, a sweep folder or any tree of them) "
+        "as a markdown or CSV table; runs differing only by seed are averaged (mean ± std, n).",
+    )
+    parser.add_argument("directory", metavar="DIR", help="run, sweep or outputs folder")
+    parser.add_argument("--csv", action="store_true", help="CSV (mean and std columns, n, runs)")
+    parser.add_argument(
+        "--paper",
+        metavar="TABLE",
+        help="lay out like the paper's table: table1..table10 or " + ", ".join(PAPER_ALIASES),
+    )
+    parser.add_argument("--matching", choices=MATCHINGS, default="global")
+    parser.add_argument(
+        "--no-aggregate", action="store_true", help="one row per run, seed as a column"
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    import sys
+
+    args = build_parser().parse_args(argv)
+
+    def run() -> int:
+        text, notes = report(
+            args.directory,
+            matching=args.matching,
+            as_csv=args.csv,
+            paper=args.paper,
+            aggregate=not args.no_aggregate,
+        )
+        print(text)
+        for note in notes:
+            # CSV stays machine-readable: notes go to stderr there.
+            print(f"\nNote: {note}" if not args.csv else f"note: {note}",
+                  file=sys.stderr if args.csv else sys.stdout)  # fmt: skip
+        return 0
+
+    return run_reporting_errors(run) or 0

@@ -1,0 +1,228 @@
+"""Finished runs as the report sees them: :class:`Run` and how run folders are found and read.
+
+A run is a folder holding ``.hydra/`` (written by Hydra) and ``metrics.json`` (written by the
+evaluation). Reading one never raises: unreadable parts become :attr:`Run.problem`, so one
+broken folder in a sweep is a note in the report instead of the end of it. Values are
+compared in :func:`canonical` spelling, so an override ``1e-3`` equals a config ``0.001``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from histvq.errors import HistvqError
+from histvq.metrics.names import METRIC_KEYS
+
+TRAINING_TASK = "train"
+MISSING = "-"
+
+
+def canonical(value: Any) -> str:
+    """One spelling per value, so ``1e-3`` (an override) equals ``0.001`` (a config value)
+    and ``2.0`` equals ``2``; anything that is not a number or a boolean is kept as text."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        number = float(value)
+    else:
+        text = str(value).strip()
+        if text.lower() in {"true", "false"}:
+            return text.lower()
+        if text.lower() in {"null", "none", "~"}:
+            return "null"
+        try:
+            number = float(text)
+        except ValueError:
+            return text
+        if not math.isfinite(number) or "_" in text:
+            return text
+    if number.is_integer() and abs(number) < 1e15:
+        return str(int(number))
+    return repr(number)
+
+
+def sort_key(value: str | None) -> tuple[int, float, str]:
+    """Numbers in numeric order first, then text in lexical order, missing values last."""
+    if value is None or value == MISSING:
+        return (2, 0.0, "")
+    try:
+        return (0, float(value), value)
+    except ValueError:
+        return (1, 0.0, value)
+
+
+def _override_key(text: str) -> tuple[str, str]:
+    """``+model.x=3`` -> (``model.x``, ``3``); ``~key`` -> (``key``, ``<deleted>``)."""
+    key, sep, value = text.partition("=")
+    key = key.strip()
+    if key.startswith("~"):
+        return key.lstrip("~"), "<deleted>"
+    return key.lstrip("+"), value if sep else ""
+
+
+@dataclass
+class Run:
+    """One run folder: its command-line overrides, composed config and metrics.
+
+    ``problem`` says why the run has no usable metrics (None when it has them).
+    """
+
+    path: Path
+    overrides: dict[str, str] = field(default_factory=dict)
+    config: Any = None
+    choices: dict[str, str] = field(default_factory=dict)
+    metrics: dict[str, Any] | None = None
+    problem: str | None = None
+
+    @property
+    def task(self) -> str | None:
+        value = self._config_value("task_name")
+        return None if value is None else str(value)
+
+    def value(self, key: str) -> str | None:
+        """The run's value of ``key`` (an override key such as ``model.alpha`` or a config
+        group such as ``dataset``), canonical text; None when the run does not have it."""
+        if key in self.overrides:
+            return canonical(self.overrides[key])
+        if key in self.choices:
+            return canonical(self.choices[key])
+        found = self._config_value(key)
+        if found is _ABSENT:
+            return None
+        if isinstance(found, dict | list):
+            return json.dumps(found, sort_keys=True)
+        return canonical(found)
+
+    def _config_value(self, key: str) -> Any:
+        if self.config is None:
+            return _ABSENT
+        from omegaconf import DictConfig, ListConfig, OmegaConf
+
+        try:
+            found = OmegaConf.select(
+                self.config, key, default=_ABSENT, throw_on_resolution_failure=False
+            )
+        except Exception:
+            return _ABSENT
+        if isinstance(found, DictConfig | ListConfig):
+            try:
+                return OmegaConf.to_container(found, resolve=True)
+            except Exception:
+                return OmegaConf.to_container(found, resolve=False)
+        return found
+
+    def scores(self, matching: str = "global") -> dict[str, float]:
+        """``{metric: value}`` of the chosen matching; raises :class:`HistvqError` with the
+        reason when metrics.json does not hold them."""
+        if self.metrics is None:
+            raise HistvqError(self.problem or "no metrics.json")
+        block = self.metrics.get(matching)
+        if not isinstance(block, dict):
+            raise HistvqError(f"metrics.json has no {matching!r} block")
+        out = {}
+        for key in METRIC_KEYS:
+            value = block.get(key)
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise HistvqError(f"metrics.json has no number {matching}.{key}")
+            out[key] = float(value)
+        return out
+
+
+_ABSENT: Any = object()
+
+
+def is_run_dir(path: Path) -> bool:
+    return (path / ".hydra").is_dir() or (path / "metrics.json").is_file()
+
+
+def find_run_dirs(root: Path) -> list[Path]:
+    """Run folders under ``root`` (``root`` itself included), sorted by path; the inside of a
+    run folder and hidden folders are not searched."""
+    found = []
+    for current, dirs, _ in os.walk(root):
+        here = Path(current)
+        if is_run_dir(here):
+            found.append(here)
+            dirs[:] = []
+            continue
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d != "wandb")
+    return sorted(found)
+
+
+def load_run(path: Path) -> Run:
+    """Read one run folder; unreadable parts become ``problem`` instead of exceptions."""
+    run = Run(path=path)
+    hydra_dir = path / ".hydra"
+    problems = []
+    overrides_file = hydra_dir / "overrides.yaml"
+    if overrides_file.is_file():
+        try:
+            items = yaml.safe_load(overrides_file.read_text(encoding="utf-8")) or []
+            if not isinstance(items, list):
+                raise ValueError("not a list")
+            run.overrides = dict(_override_key(str(item)) for item in items)
+        except (yaml.YAMLError, ValueError) as error:
+            problems.append(f".hydra/overrides.yaml unreadable ({error})".replace("\n", " "))
+    config_file = hydra_dir / "config.yaml"
+    if config_file.is_file():
+        from omegaconf import OmegaConf
+
+        try:
+            run.config = OmegaConf.load(config_file)
+        except Exception as error:
+            problems.append(f".hydra/config.yaml unreadable ({type(error).__name__})")
+    hydra_file = hydra_dir / "hydra.yaml"
+    if hydra_file.is_file():
+        try:
+            data = yaml.safe_load(hydra_file.read_text(encoding="utf-8")) or {}
+            choices = data.get("hydra", {}).get("runtime", {}).get("choices", {}) or {}
+            run.choices = {str(k): str(v) for k, v in choices.items() if v is not None}
+        except (yaml.YAMLError, AttributeError):
+            pass
+    metrics_file = path / "metrics.json"
+    if not metrics_file.is_file():
+        problems.append("metrics.json missing")
+    else:
+        try:
+            metrics = json.loads(metrics_file.read_text(encoding="utf-8"))
+            if not isinstance(metrics, dict):
+                raise ValueError("not a JSON object")
+            run.metrics = metrics
+        except (ValueError, UnicodeDecodeError) as error:
+            problems.append(f"metrics.json unreadable ({error})".replace("\n", " "))
+    if problems:
+        run.problem = "; ".join(problems)
+        if run.metrics is not None and "metrics.json" not in run.problem:
+            run.problem = None  # config trouble only: the metrics are still usable
+    return run
+
+
+def collect_runs(directory: str | os.PathLike[str]) -> list[Run]:
+    """Every run under ``directory`` (a run folder, a sweep folder or any tree of them),
+    sorted by path; runs without usable metrics are included with ``problem`` set.
+
+    Folders of other tasks (``python evaluate.py``, ``python -m histvq.predict``) are left
+    out. Raises :class:`HistvqError` when there is no training run at all.
+    """
+    root = Path(directory).expanduser()
+    if not root.exists():
+        raise HistvqError(f"{root}: does not exist")
+    if not root.is_dir():
+        raise HistvqError(f"{root}: not a folder")
+    runs = [load_run(p) for p in find_run_dirs(root)]
+    runs = [r for r in runs if r.task in (None, TRAINING_TASK)]
+    if not runs:
+        raise HistvqError(
+            f"{root}: no runs found (a run is a folder with .hydra/ and metrics.json, "
+            f"as written by train.py)"
+        )
+    return runs
