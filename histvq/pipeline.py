@@ -221,6 +221,8 @@ def evaluate_checkpoint(cfg: DictConfig) -> dict[str, Any]:
     data_cfg = OmegaConf.create({"dataset": run_cfg.dataset})
     if cfg.get("dataset") is not None:
         data_cfg = OmegaConf.create({"dataset": to_plain(cfg)["dataset"]})
+        # the model reads the input streams it was trained on
+        data_cfg.dataset.stream = run_cfg.dataset.get("stream", "joint")
     datamodule = build_datamodule(data_cfg)
     shape, trained_shape = _shape(datamodule.spec), _shape(trained.spec)
     if shape != trained_shape:

@@ -13,6 +13,7 @@ import logging
 import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ from histvq.data.dataset import PAD_TO, PadCollate, ResidentFeatures, SequenceDa
 from histvq.data.layout import LayoutDataset, dataset_dir, read_layout
 from histvq.data.loaders import ResumableLoader, private_generator
 from histvq.data.sampler import ShardedEvalBatchSampler, TrainBatchSampler
+from histvq.data.streams import apply_streams, check_streams
 from histvq.errors import ConfigError, LayoutError
 from histvq.spec import DataSpec
 
@@ -76,6 +78,10 @@ class LayoutDataModule(L.LightningDataModule):
         pad_to: batch lengths: ``patch`` (the longest sequence rounded up to the patch size),
             ``ladder`` (a few fixed lengths, so shapes repeat on a GPU) or ``auto`` (ladder
             when training on an accelerator, patch on a CPU).
+        stream: the model's input streams, computed from the prepared joints: ``joint``
+            (default), ``bone`` (joint minus its parent; needs a skeleton tree), ``motion``
+            (frame differences), ``bone_motion``, or several joined by ``+``, stacked as
+            channels (e.g. ``joint+motion``).
         model_defaults: the paper's model settings for this dataset (``lambda_temp``); the
             model config reads them, the DataModule does not.
         resident: keep the features on the training device and build batches there
@@ -105,9 +111,12 @@ class LayoutDataModule(L.LightningDataModule):
         seed: int = 0,
         pad_to: str = "auto",
         resident: str | bool = "auto",
+        stream: str = "joint",
         model_defaults: dict[str, Any] | None = None,
     ):
         super().__init__()
+        check_streams(stream, self.kind, name)
+        self.stream = stream
         if pad_to not in ("auto", *PAD_TO):
             raise ConfigError(f"dataset.pad_to: unknown value {pad_to!r} (auto | patch | ladder)")
         if resident not in ("auto", True, False):
@@ -162,7 +171,13 @@ class LayoutDataModule(L.LightningDataModule):
                 f"{self.path}/mapping/mapping.txt: label ids must be >= 0, got {negative}"
             )
         groups = self._groups([s.name for s in self.layout.sequences])
-        self.dataset = SequenceDataset(self.layout.sequences, groups)
+        records = self.layout.sequences
+        if self.stream != "joint":
+            records = [
+                replace(r, features=apply_streams(r.features, self.stream, self.kind, self.name))
+                for r in records
+            ]
+        self.dataset = SequenceDataset(records, groups)
         log.info(
             "dataset %s: %d sequences, %d frames, (C, V, M) = %s, K = %d",
             self.name,
@@ -211,7 +226,9 @@ class LayoutDataModule(L.LightningDataModule):
     def spec(self) -> DataSpec:
         if self.layout is None:
             raise RuntimeError("call setup() before reading the data spec")
-        c, v, m = self.layout.shape
+        c, _, v, m = (self.dataset.records if self.dataset else self.layout.sequences)[
+            0
+        ].features.shape
         present = self.layout.present_label_ids()
         k = self.num_classes_override or len(present)
         return DataSpec(

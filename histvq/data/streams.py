@@ -3,7 +3,9 @@
 Skeleton-based models often see more than joint positions: *bones* (each joint minus its
 parent joint, i.e. limb vectors) and *motion* (frame-to-frame differences). This module
 holds the skeleton trees and pure functions that derive those streams and stack them along
-the channel axis; nothing here is wired into the datamodules yet.
+the channel axis. The DataModules apply :func:`apply_streams` to the prepared joints when a
+run asks for other streams (``dataset.stream``), and prediction applies the run's streams
+to new recordings the same way.
 
 Arrays are numpy arrays or torch tensors shaped ``(..., C, T, V, M)``: a single prepared
 sequence (C, T, V, M) or a batch (N, C, T, V, M). Channels, frames and joints are always the
@@ -176,6 +178,28 @@ def compose_streams(
     return np.concatenate(parts, axis=_CHANNEL_AXIS)
 
 
+def check_streams(stream: str, kind: str, dataset: str | None = None) -> list[str]:
+    """The stream names of ``stream``, checked against data of ``kind`` (a bone stream needs
+    the kind's skeleton tree); the error names ``dataset``."""
+    names = parse_streams(stream)
+    needs_tree = [name for name in names if name in ("bone", "bone_motion")]
+    if needs_tree and skeleton_tree(kind) is None:
+        raise ConfigError(
+            f"dataset.stream={stream}: {needs_tree[0]!r} needs a skeleton tree, and "
+            f"{dataset or kind} has none (its joints are not a skeleton, e.g. inertial sensors, "
+            f"or the tree is not known); use joint and motion"
+        )
+    return names
+
+
+def apply_streams(features: Any, stream: str, kind: str, dataset: str | None = None) -> Any:
+    """``features`` (..., C, T, V, M) as the input streams ``stream`` (``joint``: unchanged)
+    of data of ``kind``, whose skeleton tree the bone streams use."""
+    if stream == "joint":
+        return features
+    return compose_streams(features, stream, skeleton_tree(kind), dataset or kind)
+
+
 def _is_torch(x: Any) -> bool:
     return type(x).__module__.startswith("torch")
 
@@ -184,6 +208,8 @@ __all__ = [
     "NTU_PARENTS",
     "SKELETON_TREES",
     "STREAMS",
+    "apply_streams",
+    "check_streams",
     "bones",
     "check_parents",
     "compose_streams",

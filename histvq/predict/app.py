@@ -22,10 +22,12 @@ import logging
 import os
 import sys
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from histvq.config import required
+from histvq.data.streams import apply_streams
 from histvq.evaluation.segment import segment_arrays
 from histvq.metrics.names import CLUSTER_MAPPING_FILE
 from histvq.models.checkpoint import load_trained
@@ -67,6 +69,11 @@ def predict_recordings(
     kind = kind or detect_kind(source, trained.kind)
     read_options = reader_options(kind, trained.run_config, trained.kind, dict(options or {}))
     sequences, skipped = load_inputs(source, kind, read_options, pattern)
+    stream = str((trained.run_config.get("dataset") or {}).get("stream", "joint"))
+    sequences = [
+        replace(s, features=apply_streams(s.features, stream, trained.kind or kind, s.name))
+        for s in sequences
+    ]
     check_against_spec(sequences, trained.spec, ckpt)
 
     mapping_path = (

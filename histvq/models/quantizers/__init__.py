@@ -1,6 +1,6 @@
-"""Vector quantizers: HiST-VQ's hierarchy of EMA codebooks (:mod:`.hierarchical`), one
-codebook level (:mod:`.codebook`), patch distances (:mod:`.distances`) and what a quantizer
-hands out (:mod:`.outputs`)."""
+"""Quantizers: HiST-VQ's hierarchy of EMA codebooks (:mod:`.hierarchical`), one codebook
+level (:mod:`.codebook`), patch distances (:mod:`.distances`), the finite-scalar alternative
+(:mod:`.fsq`) and what a quantizer hands out (:mod:`.outputs`)."""
 
 from histvq.models.quantizers.codebook import SMOOTHINGS, EMACodebook, kmeans
 from histvq.models.quantizers.distances import (
@@ -9,6 +9,7 @@ from histvq.models.quantizers.distances import (
     direct_patch_distances,
     patch_distances,
 )
+from histvq.models.quantizers.fsq import FSQQuantizer, fsq_grid
 from histvq.models.quantizers.hierarchical import (
     INITS,
     UPDATES,
@@ -31,11 +32,13 @@ __all__ = [
     "CodebookStatistics",
     "Distance",
     "EMACodebook",
+    "FSQQuantizer",
     "HierarchicalQuantizer",
     "QuantizerOutput",
     "ValidPatches",
     "codebook_sizes",
     "direct_patch_distances",
+    "fsq_grid",
     "kmeans",
     "patch_distances",
 ]

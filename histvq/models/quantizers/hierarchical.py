@@ -41,6 +41,10 @@ from histvq.models.quantizers.outputs import (
     CodebookStatistics,
     QuantizerOutput,
     ValidPatches,
+    scatter_ids,
+    scatter_patches,
+    select_valid,
+    usage_of,
 )
 
 T = TypeVar("T")
@@ -152,12 +156,7 @@ class HierarchicalQuantizer(nn.Module):
     # ------------------------------------------------------------------ building blocks
     def select(self, values: Tensor, frame_mask: Tensor, valid: Tensor) -> ValidPatches:
         """The valid patches of ``values`` (N, Np, P, E) with masks (N, Np, P), (N, Np)."""
-        n, num_patches, p, e = values.shape
-        positions = torch.nonzero(valid.reshape(-1)).flatten()
-        with torch.autocast(device_type=values.device.type, enabled=False):
-            x = values.float().reshape(n * num_patches, p, e).index_select(0, positions)
-            fmask = frame_mask.reshape(-1, p).index_select(0, positions).float()
-        return ValidPatches(x, fmask, positions, (n, num_patches))
+        return select_valid(values, frame_mask, valid)
 
     @torch.no_grad()
     @_float32
@@ -192,8 +191,8 @@ class HierarchicalQuantizer(nn.Module):
             quantized.append(level_input)
         n, num_patches = patches.grid
         return QuantizerOutput(
-            quantized=[_scatter_patches(q, patches.positions, n, num_patches) for q in quantized],
-            indices=[_scatter_ids(i, patches.positions, n, num_patches) for i in indices],
+            quantized=[scatter_patches(q, patches.positions, n, num_patches) for q in quantized],
+            indices=[scatter_ids(i, patches.positions, n, num_patches) for i in indices],
             commitment=commitment,
         )
 
@@ -216,7 +215,7 @@ class HierarchicalQuantizer(nn.Module):
             flat = all_reduce_sum_(torch.cat([counts, sums.flatten()]))
             counts, sums = flat[: book.num_codes], flat[book.num_codes :].view_as(book.codes)
             book.ema_update(counts, sums)
-            usage.update(_usage(lv, counts))
+            usage.update(usage_of(lv, counts))
             dead = book.dead_mask()
             usage[f"level{lv + 1}/dead_codes"] = dead.sum().float()
             if bool(dead.any()):
@@ -262,7 +261,7 @@ class HierarchicalQuantizer(nn.Module):
             size = book.codes.numel()
             book.ema_update(reduced_counts[lv], flat[offset : offset + size].view_as(book.codes))
             offset += size
-            usage.update(_usage(lv, reduced_counts[lv]))
+            usage.update(usage_of(lv, reduced_counts[lv]))
         for lv, book in enumerate(self.codebooks):
             dead = book.dead_mask()
             usage[f"level{lv + 1}/dead_codes"] = dead.sum().float()
@@ -321,30 +320,8 @@ def _assignment_sums(indices: Tensor, inputs: Tensor, book: EMACodebook) -> tupl
     return onehot.sum(0), (onehot.T @ inputs.flatten(1)).reshape(book.codes.shape)
 
 
-def _usage(level: int, counts: Tensor) -> dict[str, Tensor]:
-    """Perplexity and number of codes used by one step's (all-reduced) assignments."""
-    share = counts / counts.sum().clamp_min(1.0)
-    entropy = -(share * share.clamp_min(1e-12).log()).sum()
-    return {
-        f"level{level + 1}/perplexity": entropy.exp(),
-        f"level{level + 1}/used_codes": (counts > 0).sum().float(),
-    }
-
-
 def _masked_mse(x: Tensor, target: Tensor, frame_mask: Tensor) -> Tensor:
     """||x - sg(target)||^2 averaged over valid frames and token dimensions."""
     sq = (x - target.detach()).pow(2).sum(-1)  # (Nv, P)
     denominator = (frame_mask.sum() * x.shape[-1]).clamp_min(1.0)
     return (sq * frame_mask).sum() / denominator
-
-
-def _scatter_patches(values: Tensor, valid_idx: Tensor, n: int, num_patches: int) -> Tensor:
-    full = values.new_zeros((n * num_patches, *values.shape[1:]))
-    full = full.index_copy(0, valid_idx, values)
-    return full.reshape(n, num_patches, *values.shape[1:])
-
-
-def _scatter_ids(ids: Tensor, valid_idx: Tensor, n: int, num_patches: int) -> Tensor:
-    full = torch.full((n * num_patches,), -1, dtype=ids.dtype, device=ids.device)
-    full[valid_idx] = ids
-    return full.reshape(n, num_patches)

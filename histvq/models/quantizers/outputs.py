@@ -75,3 +75,38 @@ class QuantizerOutput:
     commitment: list[Tensor]
     statistics: CodebookStatistics | None = None
     usage: dict[str, Tensor] | None = None
+
+
+def select_valid(values: Tensor, frame_mask: Tensor, valid: Tensor) -> ValidPatches:
+    """The valid patches of ``values`` (N, Np, P, E) with masks (N, Np, P) and (N, Np),
+    flattened to float32 (also under mixed precision)."""
+    n, num_patches, p, e = values.shape
+    positions = torch.nonzero(valid.reshape(-1)).flatten()
+    with torch.autocast(device_type=values.device.type, enabled=False):
+        x = values.float().reshape(n * num_patches, p, e).index_select(0, positions)
+        fmask = frame_mask.reshape(-1, p).index_select(0, positions).float()
+    return ValidPatches(x, fmask, positions, (n, num_patches))
+
+
+def scatter_patches(values: Tensor, valid_idx: Tensor, n: int, num_patches: int) -> Tensor:
+    """Valid patches back into the (N, Np, ...) grid, zeros on invalid patches."""
+    full = values.new_zeros((n * num_patches, *values.shape[1:]))
+    full = full.index_copy(0, valid_idx, values)
+    return full.reshape(n, num_patches, *values.shape[1:])
+
+
+def scatter_ids(ids: Tensor, valid_idx: Tensor, n: int, num_patches: int) -> Tensor:
+    """Codes of the valid patches back into the (N, Np) grid, -1 on invalid patches."""
+    full = torch.full((n * num_patches,), -1, dtype=ids.dtype, device=ids.device)
+    full[valid_idx] = ids
+    return full.reshape(n, num_patches)
+
+
+def usage_of(level: int, counts: Tensor) -> dict[str, Tensor]:
+    """Perplexity and number of codes used by one step's (all-reduced) assignments."""
+    share = counts / counts.sum().clamp_min(1.0)
+    entropy = -(share * share.clamp_min(1e-12).log()).sum()
+    return {
+        f"level{level + 1}/perplexity": entropy.exp(),
+        f"level{level + 1}/used_codes": (counts > 0).sum().float(),
+    }
