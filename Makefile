@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed
 ARGS   ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install train test test-slow test-ddp lint format benchmark clean
+.PHONY: help install train test test-slow test-ddp lint format benchmark reproduce-hugadb clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "}{printf "  make %-10s %s\n", $$1, $$2}'
@@ -45,6 +45,9 @@ format: $(STAMP)  ## ruff format + autofix
 
 benchmark: $(STAMP)  ## metrics and training benchmarks (prints ratios)
 	$(BIN)/python -m histvq.benchmark $(ARGS)
+
+reproduce-hugadb: $(STAMP)  ## the paper's HuGaDB rows on a GPU: SMQ and HiST-VQ, 3 seeds -> results/
+	$(BIN)/python -m histvq.reproduce $(ARGS)
 
 clean:  ## remove caches and run outputs (keeps .venv and data/)
 	rm -rf outputs multirun .pytest_cache .ruff_cache **/__pycache__

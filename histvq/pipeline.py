@@ -221,8 +221,10 @@ def evaluate_checkpoint(cfg: DictConfig) -> dict[str, Any]:
     data_cfg = OmegaConf.create({"dataset": run_cfg.dataset})
     if cfg.get("dataset") is not None:
         data_cfg = OmegaConf.create({"dataset": to_plain(cfg)["dataset"]})
-        # the model reads the input streams it was trained on
+        # the model reads the input streams it was trained on, standardised as in training
         data_cfg.dataset.stream = run_cfg.dataset.get("stream", "joint")
+        data_cfg.dataset.normalize = run_cfg.dataset.get("normalize", "none")
+        data_cfg.dataset.input_stats = trained.spec.input_stats
     datamodule = build_datamodule(data_cfg)
     shape, trained_shape = _shape(datamodule.spec), _shape(trained.spec)
     if shape != trained_shape:

@@ -23,6 +23,8 @@ class DataSpec:
     label_names: dict[int, str]
     fps: float | None = None
     kind: str | None = None  # hugadb, lara, babel, pkummd, ntu, synthetic or layout
+    # Per-channel {"mean", "std"} the inputs were standardised with (dataset.normalize).
+    input_stats: dict[str, list[float]] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -34,6 +36,7 @@ class DataSpec:
             "label_names": {int(k): v for k, v in self.label_names.items()},
             "fps": self.fps,
             "kind": self.kind,
+            "input_stats": self.input_stats,
         }
 
     @classmethod

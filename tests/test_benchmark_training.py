@@ -102,3 +102,25 @@ def test_profile_reports_the_parts_of_a_training_step(tmp_path: Path) -> None:
     )
     assert "host synchronisations per step:" in result.stdout
     assert (tmp_path / "trace.json").stat().st_size > 0
+
+
+def test_diagnose_reports_terms_and_codebook_use(tmp_path: Path) -> None:
+    result = run_script(
+        [
+            "-m", "histvq.benchmark", "diagnose", "--data-dir", str(tmp_path / "data"),
+            "--dataset", "synthetic", "--models", "histvq", "--steps", "2",
+            "--report-every", "1", "--device", "cpu",
+            "--override", "dataset.generator.num_sequences=4",
+            "--override", "dataset.generator.max_actions=3",
+            "--override", "model.encoder.hidden_channels=8",
+            "--override", "model.latent_dim=4",
+        ],
+        timeout=600,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    steps = [line for line in result.stdout.splitlines() if line.startswith("step")]
+    assert [line.split()[1] for line in steps] == ["0", "1", "2"]
+    for line in steps:
+        for term in ("commit_l1", "commit_l2", "spatial", "temporal"):
+            assert f"{term} " in line and "(grad " in line
+        assert " L1 " in line and " L2 " in line and "/12 ppl" in line  # 2K = 12 codes

@@ -13,7 +13,7 @@ import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
-SUBCOMMAND_MODULES = ("metrics", "training", "profile")
+SUBCOMMAND_MODULES = ("metrics", "training", "profile", "diagnose")
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ from torch.utils.data import DataLoader
 
 from histvq.data.dataset import PAD_TO, PadCollate, ResidentFeatures, SequenceDataset
 from histvq.data.layout import LayoutDataset, dataset_dir, read_layout
+from histvq.data.normalize import channel_statistics, check_normalization, standardize
 from histvq.data.loaders import ResumableLoader, private_generator
 from histvq.data.sampler import ShardedEvalBatchSampler, TrainBatchSampler
 from histvq.data.streams import apply_streams, check_streams
@@ -82,6 +83,10 @@ class LayoutDataModule(L.LightningDataModule):
             (default), ``bone`` (joint minus its parent; needs a skeleton tree), ``motion``
             (frame differences), ``bone_motion``, or several joined by ``+``, stacked as
             channels (e.g. ``joint+motion``).
+        normalize: ``none`` (the reference: raw inputs) or ``channel`` (every input channel
+            to zero mean and unit variance over the dataset; see :mod:`histvq.data.normalize`).
+        input_stats: fixed ``{"mean": [...], "std": [...]}`` for ``normalize=channel`` instead
+            of this dataset's (evaluation of a trained model on other data uses its own).
         model_defaults: the paper's model settings for this dataset (``lambda_temp``); the
             model config reads them, the DataModule does not.
         resident: keep the features on the training device and build batches there
@@ -112,11 +117,15 @@ class LayoutDataModule(L.LightningDataModule):
         pad_to: str = "auto",
         resident: str | bool = "auto",
         stream: str = "joint",
+        normalize: str = "none",
+        input_stats: dict[str, list[float]] | None = None,
         model_defaults: dict[str, Any] | None = None,
     ):
         super().__init__()
         check_streams(stream, self.kind, name)
         self.stream = stream
+        self.normalize = check_normalization(normalize)
+        self.input_stats = dict(input_stats) if input_stats else None
         if pad_to not in ("auto", *PAD_TO):
             raise ConfigError(f"dataset.pad_to: unknown value {pad_to!r} (auto | patch | ladder)")
         if resident not in ("auto", True, False):
@@ -175,6 +184,15 @@ class LayoutDataModule(L.LightningDataModule):
         if self.stream != "joint":
             records = [
                 replace(r, features=apply_streams(r.features, self.stream, self.kind, self.name))
+                for r in records
+            ]
+        if self.normalize == "channel":
+            if self.input_stats is None:
+                mean, std = channel_statistics([r.features for r in records])
+                self.input_stats = {"mean": mean, "std": std}
+            stats = self.input_stats
+            records = [
+                replace(r, features=standardize(r.features, stats["mean"], stats["std"]))
                 for r in records
             ]
         self.dataset = SequenceDataset(records, groups)
@@ -240,6 +258,7 @@ class LayoutDataModule(L.LightningDataModule):
             label_names=dict(self.layout.mapping),
             fps=self.fps,
             kind=self.kind,
+            input_stats=self.input_stats if self.normalize == "channel" else None,
         )
 
     @property

@@ -93,18 +93,30 @@ def plot_segmentation(
     """Ground truth bar above prediction bar, coloured by label, saved as PNG at ``path``.
 
     ``prediction_mapped`` holds label ids after matching (negative for unmatched clusters,
-    drawn in grey and listed as ``cluster_<c>``). ``target`` may be None for an
-    unlabelled recording: then only the prediction bar is drawn. Returns the path written.
+    drawn in grey and listed as ``cluster_<c>``). ``target`` may be None for an unlabelled
+    recording: then only the prediction bar is drawn. Returns the path written.
     """
-    prediction = _labels_array("prediction_mapped", prediction_mapped)
-    rows = [("prediction", prediction)]
+    return plot_segmentations(target, {"prediction": prediction_mapped}, label_names, path, title)
+
+
+def plot_segmentations(
+    target: np.ndarray | None,
+    predictions: Mapping[str, np.ndarray],
+    label_names: Mapping[int, str],
+    path: str | Path,
+    title: str | None = None,
+) -> Path:
+    """One bar per row: the ground truth (when given), then each named prediction (label
+    ids after matching, e.g. ``{"SMQ": ..., "HiST-VQ": ...}``), stacked to compare."""
+    rows = [(name, _labels_array(name, values)) for name, values in predictions.items()]
+    if not rows:
+        raise PlotInputError("nothing to plot: no prediction given")
+    size = rows[0][1].size
     if target is not None:
-        target = _labels_array("target", target)
-        if target.size != prediction.size:
-            raise PlotInputError(
-                f"target has {target.size} frames but prediction_mapped has {prediction.size}"
-            )
-        rows.insert(0, ("ground truth", target))
+        rows.insert(0, ("ground truth", _labels_array("target", target)))
+    for name, values in rows:
+        if values.size != size:
+            raise PlotInputError(f"{name} has {values.size} frames but the first row has {size}")
     figure = Figure(figsize=(10, 1.0 + 0.8 * len(rows)), dpi=100)
     axes = figure.add_subplot()
     heights = range(len(rows) - 1, -1, -1)
@@ -116,7 +128,7 @@ def plot_segmentation(
                 zip(starts[chosen].tolist(), (ends - starts)[chosen].tolist(), strict=True)
             )
             axes.broken_barh(spans, (row - 0.4, 0.8), facecolors=label_color(label))
-    axes.set_xlim(0, prediction.size)
+    axes.set_xlim(0, size)
     axes.set_ylim(-0.5, len(rows) - 0.5)
     axes.set_yticks(list(heights), [name for name, _ in rows])
     axes.set_xlabel("frame")
@@ -135,6 +147,41 @@ def plot_segmentation(
         frameon=False,
         ncols=1 + len(handles) // 12,
     )
+    if title:
+        axes.set_title(title)
+    figure.tight_layout()
+    return _save(figure, path)
+
+
+def plot_length_distributions(
+    lengths: Mapping[str, np.ndarray], path: str | Path, title: str | None = None
+) -> Path:
+    """Segment-length distributions of several labelings (e.g. ground truth, SMQ,
+    HiST-VQ) over a dataset, on a log length axis (segments span 1 to 10^4+ frames), as the
+    share of each labeling's segments per bin (10 log-spaced bins per decade)."""
+    if not lengths:
+        raise PlotInputError("nothing to plot: no segment lengths given")
+    arrays = {name: _labels_array(name, values) for name, values in lengths.items()}
+    for name, values in arrays.items():
+        if values.size == 0 or values.min() < 1:
+            raise PlotInputError(f"{name} must hold segment lengths >= 1")
+    longest = max(int(v.max()) for v in arrays.values())
+    edges = np.logspace(0, np.log10(longest + 1), int(10 * np.log10(longest + 1)) + 2)
+    figure = Figure(figsize=(8, 3.6), dpi=100)
+    axes = figure.add_subplot()
+    palette = ("tab:blue", "tab:red", "tab:green", "tab:purple", "tab:orange")
+    for number, (name, values) in enumerate(arrays.items()):
+        share = np.histogram(values, bins=edges)[0] / values.size
+        style = {"fill": True, "alpha": 0.35} if number == 0 else {"linewidth": 1.6}
+        axes.stairs(
+            share, edges, label=f"{name} ({values.size} segments, median {np.median(values):.0f})",
+            color=palette[number % len(palette)], **style,
+        )  # fmt: skip
+    axes.set_xscale("log")
+    axes.set_xlim(1, edges[-1])
+    axes.set_xlabel("segment length (frames, log scale)")
+    axes.set_ylabel("share of segments")
+    axes.legend(frameon=False, fontsize="small")
     if title:
         axes.set_title(title)
     figure.tight_layout()

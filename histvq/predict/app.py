@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from histvq.config import required
+from histvq.data.normalize import standardize
 from histvq.data.streams import apply_streams
 from histvq.evaluation.segment import segment_arrays
 from histvq.metrics.names import CLUSTER_MAPPING_FILE
@@ -74,6 +75,12 @@ def predict_recordings(
         replace(s, features=apply_streams(s.features, stream, trained.kind or kind, s.name))
         for s in sequences
     ]
+    stats = trained.spec.input_stats
+    if stats:
+        sequences = [
+            replace(s, features=standardize(s.features, stats["mean"], stats["std"]))
+            for s in sequences
+        ]
     check_against_spec(sequences, trained.spec, ckpt)
 
     mapping_path = (

@@ -1,0 +1,146 @@
+"""Comparison figures of trained runs: ``python -m histvq.figures``.
+
+::
+
+    python -m histvq.figures --run SMQ=<run dir> --run HiST-VQ=<run dir> \\
+        --sequence HuGaDB_v1_various_01_00 [--sequence ...] --out docs/figures [--prefix hugadb]
+
+writes ``<prefix>_segment_lengths.png`` (the segment-length distributions of the ground
+truth and of every run over all sequences, on a log length axis, as the paper's Fig. 3) and
+``<prefix>_<sequence>.png`` per ``--sequence`` (the ground truth with every run's
+segmentation stacked under it, as the paper's Fig. 4). Runs are training run folders: their
+``predictions/<sequence>.txt`` (labels after the global matching) are compared with the
+ground truth of the prepared dataset named in their ``.hydra/config.yaml``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from omegaconf import OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from histvq.data.layout import LABELS_DIR, MAPPING_DIR, MAPPING_FILE, read_labels, read_mapping
+from histvq.errors import ConfigError, run_reporting_errors
+from histvq.evaluation.plotting import plot_length_distributions, plot_segmentations
+from histvq.metrics import segment_lengths
+from histvq.metrics.names import unmatched_id
+
+PREDICTIONS_DIR = "predictions"
+
+
+@dataclass
+class RunLabels:
+    """A run's per-frame predictions (label ids after matching; unmatched clusters negative)
+    and the ground truth of its dataset, by sequence name."""
+
+    name: str
+    label_names: dict[int, str]
+    predictions: dict[str, np.ndarray]
+    targets: dict[str, np.ndarray]
+
+
+def _dataset_folder(run: Path) -> Path:
+    """The prepared dataset of a run, from its saved config (relative paths resolve against
+    the project root, as in training)."""
+    config = run / ".hydra" / "config.yaml"
+    if not config.is_file():
+        raise ConfigError(f"--run {run}: not a training run folder (no .hydra/config.yaml)")
+    os.environ.setdefault("PROJECT_ROOT", str(Path(__file__).resolve().parents[1]))
+    saved = OmegaConf.load(config)
+    try:
+        data_dir = OmegaConf.select(saved, "dataset.data_dir")
+        name = OmegaConf.select(saved, "dataset.name")
+    except OmegaConfBaseException as error:
+        raise ConfigError(f"{config}: cannot resolve the dataset folder ({error})") from None
+    if not data_dir or not name:
+        raise ConfigError(f"{config}: no dataset.data_dir / dataset.name")
+    return Path(str(data_dir)).expanduser() / str(name)
+
+
+def load_run_labels(name: str, run: Path) -> RunLabels:
+    """Read a run's predictions and its dataset's ground truth as label ids."""
+    folder = _dataset_folder(run)
+    label_names = read_mapping(folder / MAPPING_DIR / MAPPING_FILE)
+    ids = {label: i for i, label in label_names.items()}
+    files = sorted((run / PREDICTIONS_DIR).glob("*.txt"))
+    if not files:
+        raise ConfigError(f"--run {run}: no {PREDICTIONS_DIR}/*.txt (eval.write_predictions?)")
+    predictions, targets = {}, {}
+    for file in files:
+        names = read_labels(file)
+        predictions[file.stem] = np.array([_label_id(n, ids, file) for n in names], np.int64)
+        target = read_labels(folder / LABELS_DIR / file.name)
+        targets[file.stem] = np.array([ids[n] for n in target], dtype=np.int64)
+        if targets[file.stem].size != predictions[file.stem].size:
+            raise ConfigError(f"{file}: {len(names)} frames but the ground truth has {len(target)}")
+    return RunLabels(name, label_names, predictions, targets)
+
+
+def _label_id(name: str, ids: dict[str, int], file: Path) -> int:
+    if name in ids:
+        return ids[name]
+    if name.startswith("cluster_") and name[len("cluster_") :].isdigit():
+        return unmatched_id(int(name[len("cluster_") :]))
+    raise ConfigError(f"{file}: {name!r} is neither a label of the dataset nor cluster_<id>")
+
+
+def draw(runs: Sequence[RunLabels], sequences: Sequence[str], out: Path, prefix: str) -> list[Path]:
+    """The length distributions and the stacked segmentations; returns the files written."""
+    reference = runs[0]
+    lengths = {"ground truth": segment_lengths(list(reference.targets.values()))}
+    for run in runs:
+        lengths[run.name] = segment_lengths(list(run.predictions.values()))
+    written = [
+        plot_length_distributions(
+            lengths, out / f"{prefix}_segment_lengths.png", title="Segment lengths"
+        )
+    ]
+    for sequence in sequences:
+        missing = [run.name for run in runs if sequence not in run.predictions]
+        if missing:
+            raise ConfigError(f"--sequence {sequence}: not among the predictions of {missing}")
+        written.append(
+            plot_segmentations(
+                reference.targets[sequence],
+                {run.name: run.predictions[sequence] for run in runs},
+                reference.label_names,
+                out / f"{prefix}_{sequence}.png",
+                title=sequence,
+            )
+        )
+    return written
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m histvq.figures", description=__doc__)
+    parser.add_argument(
+        "--run", action="append", required=True, metavar="NAME=DIR",
+        help="a training run folder and the name it is shown under (repeatable)",
+    )  # fmt: skip
+    parser.add_argument("--sequence", action="append", default=[], help="a sequence to draw")
+    parser.add_argument("--out", type=Path, default=Path("figures"), help="output folder")
+    parser.add_argument("--prefix", default="runs", help="file name prefix")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    runs = []
+    for item in args.run:
+        name, sep, folder = item.partition("=")
+        if not sep or not name or not folder:
+            raise ConfigError(f"--run {item!r}: expected NAME=DIR")
+        runs.append(load_run_labels(name, Path(folder).expanduser()))
+    for path in draw(runs, args.sequence, args.out, args.prefix):
+        print(path)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(run_reporting_errors(main))

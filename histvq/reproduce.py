@@ -1,0 +1,117 @@
+"""Reproduce the paper's HuGaDB rows: ``python -m histvq.reproduce`` (``make reproduce-hugadb``).
+
+::
+
+    python -m histvq.reproduce [--device gpu] [--jobs 6] [--seeds 0,1,2] [--epochs 30]
+                               [--data-dir data] [--out outputs/multirun/hugadb_paper]
+                               [--results results] [-- extra Hydra overrides]
+
+runs the sweep ``conf/sweeps/hugadb_paper.yaml`` (SMQ and HiST-VQ on the paper's HuGaDB set,
+the reference protocol, ``experiment=hugadb_paper[_smq]``) with ``--jobs`` jobs in parallel
+(Hydra's joblib launcher), then writes
+
+- ``<results>/hugadb_table1.csv``: the paper's Table 1 layout (mean ± std over seeds) and
+  ``<results>/hugadb_table3_jsd.csv`` (Table 3, JSD);
+- ``<results>/hugadb_segment_lengths.png`` and ``<results>/hugadb_<sequence>.png`` for
+  ``--sequence`` (default ``HuGaDB_v1_various_01_00``), from the first seed's runs: the
+  paper's Fig. 3 and Fig. 4 layouts.
+
+The dataset must be prepared under ``<data-dir>/hugadb`` (``python -m histvq.prepare hugadb
+--input <HuGaDB folder> --output <data-dir>``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from histvq.errors import ConfigError, run_reporting_errors
+
+ROOT = Path(__file__).resolve().parents[1]
+METHODS = {"hugadb_paper_smq": "SMQ", "hugadb_paper": "HiST-VQ"}
+DEFAULT_SEQUENCES = ("HuGaDB_v1_various_01_00",)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m histvq.reproduce", description=__doc__)
+    parser.add_argument("--device", choices=("cpu", "gpu"), default="gpu")
+    parser.add_argument("--jobs", type=int, default=6, help="sweep jobs run at once")
+    parser.add_argument("--seeds", default="0,1,2")
+    parser.add_argument("--epochs", type=int, default=30)
+    parser.add_argument("--data-dir", type=Path, default=ROOT / "data")
+    parser.add_argument("--out", type=Path, default=ROOT / "outputs/multirun/hugadb_paper")
+    parser.add_argument("--results", type=Path, default=ROOT / "results")
+    parser.add_argument("--sequence", action="append", default=None)
+    parser.add_argument("overrides", nargs="*", help="extra Hydra overrides (after --)")
+    return parser
+
+
+def sweep_command(args: argparse.Namespace) -> list[str]:
+    """The ``train.py -m`` command line of the sweep."""
+    command = [
+        sys.executable, str(ROOT / "train.py"), "-m", "+sweeps=hugadb_paper",
+        f"trainer={args.device}", f"seed={args.seeds}", f"trainer.max_epochs={args.epochs}",
+        f"paths.data_dir={args.data_dir}", f"hydra.sweep.dir={args.out}",
+        "trainer.enable_progress_bar=false",
+    ]  # fmt: skip
+    if args.jobs > 1:
+        command += ["hydra/launcher=joblib", f"hydra.launcher.n_jobs={args.jobs}"]
+    return [*command, *args.overrides]
+
+
+def first_seed_runs(out: Path) -> dict[str, Path]:
+    """Method name -> the run folder of its lowest seed in the sweep folder ``out``."""
+    from histvq.report.runs import collect_runs
+
+    chosen: dict[str, tuple[int, Path]] = {}
+    for run in collect_runs(out):
+        experiment = run.overrides.get("experiment")
+        seed = int(run.overrides.get("seed", run.value("seed") or 0))
+        if experiment in METHODS and (experiment not in chosen or seed < chosen[experiment][0]):
+            chosen[experiment] = (seed, run.path)
+    return {METHODS[e]: chosen[e][1] for e in METHODS if e in chosen}
+
+
+def write_results(out: Path, results: Path, sequences: Sequence[str]) -> list[Path]:
+    """The tables (CSV) and figures of a finished sweep; returns the files written."""
+    from histvq.figures import draw, load_run_labels
+    from histvq.report.paper import paper_table
+    from histvq.report.runs import collect_runs
+
+    results.mkdir(parents=True, exist_ok=True)
+    runs = collect_runs(out)
+    written = []
+    for table, name in ((1, "hugadb_table1.csv"), (3, "hugadb_table3_jsd.csv")):
+        path = results / name
+        path.write_text(paper_table(runs, table, as_csv=True) + "\n", encoding="utf-8")
+        written.append(path)
+    labelled = [load_run_labels(name, folder) for name, folder in first_seed_runs(out).items()]
+    if labelled:
+        written += draw(labelled, sequences, results, "hugadb")
+    return written
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.jobs < 1:
+        raise ConfigError(f"--jobs must be >= 1, got {args.jobs}")
+    if not (args.data_dir / "hugadb" / "features").is_dir():
+        raise ConfigError(
+            f"{args.data_dir / 'hugadb'}: not prepared; run `python -m histvq.prepare hugadb "
+            f"--input <HuGaDB folder> --output {args.data_dir}`"
+        )
+    env = {**os.environ, "PROJECT_ROOT": str(ROOT)}
+    result = subprocess.run(sweep_command(args), cwd=ROOT, env=env)
+    if result.returncode != 0:
+        return result.returncode
+    for path in write_results(args.out, args.results, args.sequence or DEFAULT_SEQUENCES):
+        print(path)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(run_reporting_errors(main))

@@ -1,0 +1,42 @@
+"""The HuGaDB reproduction recipe runs end to end on a small subset on the CPU."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import pytest
+from conftest import SHARED_DATA, run_script
+
+from histvq.prepare import prepare_dataset
+
+HUGADB = SHARED_DATA / "hugadb"
+
+
+@pytest.mark.skipif(not HUGADB.is_dir(), reason="needs ../shared/data/hugadb")
+def test_recipe_on_two_recordings_one_epoch(tmp_path: Path) -> None:
+    raw = HUGADB / "HuGaDB_v2_various_01_00.txt"
+    copy = tmp_path / "raw" / "HuGaDB_v2_various_01_01.txt"  # a second recording
+    copy.parent.mkdir()
+    copy.write_text(raw.read_text())
+    prepare_dataset("hugadb", [raw, copy], tmp_path / "data", progress=False)
+    results = tmp_path / "results"
+    result = run_script(
+        [
+            "-m", "histvq.reproduce", "--device", "cpu", "--jobs", "1", "--seeds", "0",
+            "--epochs", "1", "--data-dir", str(tmp_path / "data"), "--out", str(tmp_path / "sweep"),
+            "--results", str(results), "--sequence", "HuGaDB_v2_various_01_00", "--",
+            "model.encoder.hidden_channels=8", "eval.plots=false",
+        ],
+        timeout=900,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    with (results / "hugadb_table1.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    assert [r["Method"] for r in rows] == ["SMQ", "HiST-VQ"]
+    assert all(float(r["HuGaDB MoF"]) > 0 for r in rows), rows
+    assert (results / "hugadb_table3_jsd.csv").is_file()
+    assert (results / "hugadb_segment_lengths.png").stat().st_size > 0
+    assert (results / "hugadb_HuGaDB_v2_various_01_00.png").stat().st_size > 0
+    jobs = sorted(p.name for p in (tmp_path / "sweep").iterdir() if p.name.isdigit())
+    assert jobs == ["0", "1"]
