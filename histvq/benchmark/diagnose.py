@@ -76,7 +76,7 @@ def codebook_use(model: Any, batch: dict[str, Any]) -> list[tuple[int, int, floa
 
 
 def run(args: argparse.Namespace) -> int:
-    from histvq.benchmark.worker import setup_run, training_batches
+    from histvq.benchmark.worker import endless_batches, setup_run
 
     device = _device(args.device)
     overrides, setting = _data_overrides(args)
@@ -84,13 +84,7 @@ def run(args: argparse.Namespace) -> int:
     spec = {"overrides": [*overrides, f"model={model_name}", *args.override], "device": device}
     datamodule, model, optimizer, torch_device, autocast = setup_run(spec)
 
-    def batches() -> Any:
-        epoch = 0
-        while True:
-            yield from training_batches(datamodule, torch_device, epoch)
-            epoch += 1
-
-    stream = batches()
+    stream = endless_batches(datamodule, torch_device)
     print(f"diagnose: {model_name} on {setting} ({device}), overrides {' '.join(args.override)}")
     for step in range(args.steps + 1):
         batch = next(stream)

@@ -41,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
     import torch
     from torch.profiler import ProfilerActivity, profile
 
-    from histvq.benchmark.worker import setup_run, training_batches
+    from histvq.benchmark.worker import endless_batches, setup_run
 
     device = _device(args.device)
     overrides, setting = _data_overrides(args)
@@ -54,13 +54,7 @@ def run(args: argparse.Namespace) -> int:
     }
     datamodule, model, optimizer, torch_device, autocast = setup_run(spec)
 
-    def batches() -> Any:
-        epoch = 0
-        while True:
-            yield from training_batches(datamodule, torch_device, epoch)
-            epoch += 1
-
-    stream = batches()
+    stream = endless_batches(datamodule, torch_device)
 
     def step() -> None:
         with autocast:

@@ -53,6 +53,14 @@ def training_batches(datamodule: Any, device: Any, epoch: int) -> Any:
         yield {k: v.to(device) if torch.is_tensor(v) else v for k, v in batch.items()}
 
 
+def endless_batches(datamodule: Any, device: Any) -> Any:
+    """Training batches epoch after epoch, for as long as they are asked for."""
+    epoch = 0
+    while True:
+        yield from training_batches(datamodule, device, epoch)
+        epoch += 1
+
+
 def run_worker(spec: dict[str, Any]) -> dict[str, Any]:
     """Train ``spec['epochs']`` epochs with the model's own training step, then predict
     every sequence; returns frames per second (padding excluded), peak memory, timings."""

@@ -245,8 +245,7 @@ def segmentation_scores(
       edges 0, w, 2w, .... The bin range is shared by both histograms and covers the
       longest segment; bins empty in both contribute nothing, so the upper end of the
       range does not matter, only the alignment does. HVQ's paper fixes the 20-frame
-      width but not the alignment; its released evaluation notebook could not be read
-      here, so this alignment is our documented choice. Distances are averaged per
+      width but not the alignment; this alignment is our documented choice. Distances are averaged per
       activity group (``groups``: one id per sequence, default a single group), then
       combined over groups weighted by each group's total frames. A sequence whose ground
       truth has no counted segment (all frames ignored) is left out of JSD.

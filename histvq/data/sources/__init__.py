@@ -199,6 +199,21 @@ def parse_numeric_rows(rows: Sequence[str], sep: str, num_columns: int) -> np.nd
     return flat.reshape(len(rows), num_columns)
 
 
+def read_text_lines(path: Path) -> list[str]:
+    """A UTF-8 text file's lines (a byte-order mark and trailing blank lines dropped); a
+    file that is not UTF-8 is a :class:`~histvq.errors.RawFormatError` naming it."""
+    from histvq.errors import RawFormatError
+
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as error:
+        raise RawFormatError(f"{path}: not a UTF-8 text file ({error.reason})") from None
+    lines = text.splitlines()
+    while lines and not lines[-1].strip():
+        lines.pop()
+    return lines
+
+
 def _unique(paths: list[Path]) -> list[Path]:
     seen: set[Path] = set()
     out: list[Path] = []
@@ -219,5 +234,6 @@ __all__ = [
     "Source",
     "get_source",
     "parse_numeric_rows",
+    "read_text_lines",
     "split_inputs",
 ]

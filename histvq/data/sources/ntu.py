@@ -58,6 +58,7 @@ from typing import NamedTuple
 import numpy as np
 
 from histvq.data.sources import (
+    read_text_lines,
     Discovery,
     FileGroup,
     RawSequence,
@@ -171,13 +172,7 @@ def action_of(path: Path) -> int | None:
 
 def read_ntu_clip(path: Path, bodies: int = 2) -> Clip:
     """Parse one ``.skeleton`` file (format in the module docstring)."""
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError as error:
-        raise RawFormatError(f"{path}: not a UTF-8 text file ({error.reason})") from None
-    lines = text.splitlines()
-    while lines and not lines[-1].strip():
-        lines.pop()
+    lines = read_text_lines(path)
     end = len(lines)
 
     def need(position: int, count: int, what: str) -> None:

@@ -58,6 +58,7 @@ from pathlib import Path
 import numpy as np
 
 from histvq.data.sources import (
+    read_text_lines,
     Discovery,
     RawSequence,
     Skipped,
@@ -134,13 +135,7 @@ class PkummdOptions:
 
 def read_skeleton_file(path: Path) -> np.ndarray:
     """The frames of a skeleton file as a (T, 150) float64 array (T >= 1)."""
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError as error:
-        raise RawFormatError(f"{path}: not a UTF-8 text file ({error.reason})") from None
-    lines = text.splitlines()
-    while lines and not lines[-1].strip():
-        lines.pop()
+    lines = read_text_lines(path)
     if not lines:
         raise RawFormatError(f"{path}: skeleton file has no frames")
     rows = [" ".join(line.split()) for line in lines]
