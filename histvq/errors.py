@@ -39,8 +39,17 @@ def exit_with_error(error: HistvqError) -> NoReturn:
 
 
 def run_reporting_errors(main: Callable[[], int | None]) -> int | None:
-    """Run ``main``; a :class:`HistvqError` becomes a one-line message and exit code 2."""
+    """Run ``main``; a :class:`HistvqError` becomes a one-line message and exit code 2.
+
+    Output piped into a reader that stops early (``| head``) ends quietly, as shell tools do.
+    """
     try:
         return main()
     except HistvqError as error:
         exit_with_error(error)
+    except BrokenPipeError:
+        import os
+
+        # Point stdout at /dev/null so the interpreter's final flush cannot fail again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0

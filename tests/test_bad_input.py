@@ -268,3 +268,27 @@ def test_predict_without_input_and_on_an_input_of_another_shape(
     line = _one_line_exit(lambda: predict(cfg), capsys)
     assert f"{array}: (C, V, M) = (3, 7, 1) but the checkpoint {trained} was trained on " in line
     assert line.endswith("(C, V, M) = (3, 5, 1)"), line
+
+
+def test_output_cut_short_by_the_reader_ends_quietly(tmp_path: Path) -> None:
+    """`histvq-report ... | head` must not end in a BrokenPipeError traceback."""
+    import subprocess
+    import sys
+
+    script = (
+        "from histvq.errors import run_reporting_errors\n"
+        "def main():\n"
+        "    for i in range(200000):\n"
+        "        print('row', i)\n"
+        "    return 0\n"
+        "raise SystemExit(run_reporting_errors(main) or 0)\n"
+    )
+    (tmp_path / "emit.py").write_text(script)
+    pipeline = f'"{sys.executable}" emit.py | head -n 1; echo "writer=${{PIPESTATUS[0]}}" >&2'
+    result = subprocess.run(
+        ["bash", "-c", pipeline], cwd=tmp_path, capture_output=True, text=True, timeout=60,
+        env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
+    )  # fmt: skip
+    assert result.stdout == "row 0\n"
+    assert "Traceback" not in result.stderr
+    assert "writer=0" in result.stderr

@@ -37,7 +37,7 @@ def canonical(value: Any) -> str:
         text = str(value).strip()
         if text.lower() in {"true", "false"}:
             return text.lower()
-        if text.lower() in {"null", "none", "~"}:
+        if text in {"null", "Null", "NULL", "None", "~"}:  # "none" is a real choice (normalize)
             return "null"
         try:
             number = float(text)
