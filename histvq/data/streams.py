@@ -19,8 +19,8 @@ Trees are parent tables: ``parents[v]`` is the index of joint v's parent, -1 for
   ST-GCN family of models chains hand tip -> thumb -> hand instead; only those two bones
   per arm differ.)
 - LARa is left out on purpose: its 22 "joints" are motion-capture segments with an
-  orientation and a position each, and neither our code nor the dataset notes in DESIGN.md
-  establish the segment hierarchy (e.g. which segment the collars and the head hang from).
+  orientation and a position each, and the LARa format description does not establish the
+  segment hierarchy (e.g. which segment the collars and the head hang from).
 - HuGaDB has no tree: its "joints" are 6 inertial sensors.
 
 A bone stream on data without a tree raises :class:`~histvq.errors.ConfigError` naming the
