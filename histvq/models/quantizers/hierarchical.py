@@ -216,17 +216,33 @@ class HierarchicalQuantizer(nn.Module):
             counts, sums = flat[: book.num_codes], flat[book.num_codes :].view_as(book.codes)
             book.ema_update(counts, sums)
             usage.update(usage_of(lv, counts))
-            dead = book.dead_mask()
-            usage[f"level{lv + 1}/dead_codes"] = dead.sum().float()
-            if bool(dead.any()):
-                if lv == 0:
-                    candidates = all_gather_cat(bottom.patches)
-                else:
-                    chosen = all_gather_cat(indices[lv - 1])
-                    candidates = self.codebooks[lv - 1].codes.index_select(0, chosen)
-                book.reseed(torch.nonzero(dead).flatten(), candidates, self._generator(lv))
+            lower_codes = None if lv == 0 else self.codebooks[lv - 1].codes
+            self._reseed_dead(lv, bottom.patches, indices, lower_codes, usage)
         self.num_updates += 1
         return indices, usage
+
+    @torch.no_grad()
+    def _reseed_dead(
+        self,
+        lv: int,
+        patches: Tensor,
+        indices: list[Tensor],
+        lower_codes: Tensor | None,
+        usage: dict[str, Tensor],
+    ) -> None:
+        """Count level ``lv``'s dead codes into ``usage`` and re-seed them: level 1 from the
+        (all-gathered) encoder patches, a higher level from the lower level's codes
+        ``lower_codes`` picked by the (all-gathered) lower-level indices."""
+        book = self.codebooks[lv]
+        dead = book.dead_mask()
+        usage[f"level{lv + 1}/dead_codes"] = dead.sum().float()
+        if not bool(dead.any()):
+            return
+        if lv == 0:
+            candidates = all_gather_cat(patches)
+        else:
+            candidates = lower_codes.index_select(0, all_gather_cat(indices[lv - 1]))
+        book.reseed(torch.nonzero(dead).flatten(), candidates, self._generator(lv))
 
     @torch.no_grad()
     @_float32
@@ -262,16 +278,9 @@ class HierarchicalQuantizer(nn.Module):
             book.ema_update(reduced_counts[lv], flat[offset : offset + size].view_as(book.codes))
             offset += size
             usage.update(usage_of(lv, reduced_counts[lv]))
-        for lv, book in enumerate(self.codebooks):
-            dead = book.dead_mask()
-            usage[f"level{lv + 1}/dead_codes"] = dead.sum().float()
-            if bool(dead.any()):
-                if lv == 0:
-                    candidates = all_gather_cat(statistics.patches)
-                else:
-                    chosen = all_gather_cat(statistics.indices[lv - 1])
-                    candidates = snapshot[lv - 1].index_select(0, chosen)
-                book.reseed(torch.nonzero(dead).flatten(), candidates, self._generator(lv))
+        for lv in range(len(self.codebooks)):
+            lower_codes = None if lv == 0 else snapshot[lv - 1]
+            self._reseed_dead(lv, statistics.patches, statistics.indices, lower_codes, usage)
         self.num_updates += 1
         return usage
 
