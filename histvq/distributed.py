@@ -37,3 +37,13 @@ def all_gather_cat(tensor: Tensor) -> Tensor:
     gathered = [torch.empty_like(padded) for _ in range(world)]
     dist.all_gather(gathered, padded)
     return torch.cat([g[:c] for g, c in zip(gathered, counts, strict=True)], dim=0)
+
+
+def all_reduce_sum(tensor: Tensor) -> Tensor:
+    """Sum ``tensor`` over all processes, out of place and differentiable (the gradient of
+    every process's input is the sum of all processes' output gradients)."""
+    if not is_distributed():
+        return tensor
+    from torch.distributed.nn.functional import all_reduce
+
+    return all_reduce(tensor, op=dist.ReduceOp.SUM)

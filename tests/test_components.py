@@ -106,6 +106,66 @@ def test_fsq_hierarchy_maps_each_first_level_code_to_one_top_code() -> None:
     assert all(float(c) == 0.0 for c in out.commitment) and out.statistics is None
 
 
+def test_fsq_running_moments_follow_the_projected_scalars_hand_checked() -> None:
+    torch.manual_seed(0)
+    q = FSQQuantizer(num_classes=2, patch_size=1, dim=1, levels=1, decay=0.75).train()
+    assert q.grids == [(2,)]
+    with torch.no_grad():
+        q.project_in[0].weight.fill_(1.0)
+        q.project_in[0].bias.fill_(0.0)
+    ones = torch.ones(1, 4, 1, dtype=torch.bool)
+
+    def step(values: list[float]) -> dict:
+        x = torch.tensor(values).reshape(1, 4, 1, 1)
+        return q.update(q(x, ones, ones[:, :, 0]).statistics)
+
+    step([1.0, 3.0, 5.0, 7.0])  # the first step replaces (0, 1) by its moments
+    torch.testing.assert_close(q.running_mean0, torch.tensor([4.0]))
+    torch.testing.assert_close(q.running_var0, torch.tensor([5.0]))
+    # the second step codes with mean 4: below it digit 0, above it digit 1
+    usage = step([3.0, 3.0, 5.0, 5.0])
+    assert usage["level1/used_codes"] == 2.0 and usage["level1/perplexity"] == pytest.approx(2.0)
+    torch.testing.assert_close(q.running_mean0, torch.tensor([4.0]))  # step mean 4
+    torch.testing.assert_close(q.running_var0, torch.tensor([0.75 * 5.0 + 0.25 * 1.0]))
+    q.eval()  # evaluation codes with the same moments, and leaves them
+    codes = q(torch.tensor([3.9, 4.1, -100.0, 100.0]).reshape(1, 4, 1, 1), ones, ones[:, :, 0])
+    assert codes.indices[0].tolist() == [[0, 1, 0, 1]] and codes.statistics is None
+
+
+def test_fsq_standardisation_reaches_every_top_code_on_large_raw_inputs() -> None:
+    """Raw patches with a spread of tens: plain FSQ saturates tanh at the first level and
+    puts the second level's small inputs in one cell; standardised FSQ reaches its cells
+    once the first step has set the moments."""
+    torch.manual_seed(0)
+    values = 30.0 * torch.randn(8, 50, 5, 6)
+    mask = torch.ones(8, 50, 5, dtype=torch.bool)
+    used = {}
+    for standardize in (False, True):
+        torch.manual_seed(1)
+        q = FSQQuantizer(num_classes=6, patch_size=5, dim=6, standardize=standardize).train()
+        for _ in range(3):
+            out = q(values, mask, mask[:, :, 0])
+            usage = q.update(out.statistics)
+        used[standardize] = (int(usage["level1/used_codes"]), int(usage["level2/used_codes"]))
+    assert q.sizes == [12, 6]
+    assert used[True] == (12, 6)
+    assert used[False][1] < 6
+
+
+def test_fsq_statistics_of_micro_batches_merge_into_the_whole_batch() -> None:
+    """(Unstandardised: a standardised micro-batch codes with its own moments.)"""
+    torch.manual_seed(0)
+    q = FSQQuantizer(num_classes=4, patch_size=3, dim=5, standardize=False).train()
+    values = torch.randn(6, 4, 3, 5)
+    ones = torch.ones(6, 4, 3, dtype=torch.bool)
+    whole = q(values, ones, ones[:, :, 0]).statistics
+    halves = q(values[:2], ones[:2], ones[:2, :, 0]).statistics.merge(
+        q(values[2:], ones[2:], ones[2:, :, 0]).statistics
+    )
+    for a, b in zip(whole.counts + whole.moments, halves.counts + halves.moments, strict=True):
+        torch.testing.assert_close(a, b)
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -121,8 +181,9 @@ def _fsq_worker(rank: int, world: int, port: int, out: str) -> None:
     values = torch.randn(6, 4, 3, 5, generator=torch.Generator().manual_seed(1))
     rows = slice(3 * rank, 3 * rank + 3)
     ones = torch.ones(6, 4, 3, dtype=torch.bool)
-    usage = q.update(q(values[rows], ones[rows], ones[rows, :, 0]).statistics)
-    torch.save(usage, f"{out}/rank{rank}.pt")
+    for _ in range(2):  # the second step codes with the moments the first one left
+        usage = q.update(q(values[rows], ones[rows], ones[rows, :, 0]).statistics)
+    torch.save({**usage, **q.state_dict()}, f"{out}/rank{rank}.pt")
     dist.destroy_process_group()
 
 
@@ -134,7 +195,10 @@ def test_fsq_usage_statistics_under_ddp_equal_one_process(tmp_path: Path) -> Non
     single = FSQQuantizer(num_classes=4, patch_size=3, dim=5).train()
     values = torch.randn(6, 4, 3, 5, generator=torch.Generator().manual_seed(1))
     ones = torch.ones(6, 4, 3, dtype=torch.bool)
-    expected = single.update(single(values, ones, ones[:, :, 0]).statistics)
+    for _ in range(2):
+        expected = single.update(single(values, ones, ones[:, :, 0]).statistics)
+    expected = {**expected, **single.state_dict()}
+    assert "running_var1" in expected
     for key, value in expected.items():
         assert torch.equal(ranks[0][key], ranks[1][key]), key
         torch.testing.assert_close(ranks[0][key], value, msg=key)
