@@ -71,9 +71,15 @@ def fsq_grid(codes: int) -> tuple[int, ...]:
 
 def scalar_moments(z: Tensor) -> Tensor:
     """(count, sum per scalar, sum of squares per scalar) of z (N, d), as one (1 + 2d,)
-    vector that sums across micro-batches and processes."""
-    z = z.detach().float()
+    vector that sums across micro-batches and processes (differentiable)."""
     return torch.cat([z.new_full((1,), z.shape[0]), z.sum(0), (z * z).sum(0)])
+
+
+def mean_and_variance(moments: Tensor) -> tuple[Tensor, Tensor]:
+    """Per-scalar mean and (biased) variance from :func:`scalar_moments` (zeros when the
+    count is 0)."""
+    mean, square = (moments[1:] / moments[0].clamp_min(1.0)).chunk(2)
+    return mean, (square - mean * mean).clamp_min(0.0)
 
 
 def round_to_grid(z: Tensor, grid: tuple[int, ...]) -> tuple[Tensor, Tensor]:
@@ -157,11 +163,7 @@ class FSQQuantizer(nn.Module):
         if not self.standardize:
             return z
         if self.training:
-            moments = all_reduce_sum(
-                torch.cat([z.new_full((1,), z.shape[0]), z.sum(0), (z * z).sum(0)])
-            )
-            mean, square = (moments[1:] / moments[0].clamp_min(1.0)).chunk(2)
-            var = (square - mean * mean).clamp_min(0.0)
+            mean, var = mean_and_variance(all_reduce_sum(scalar_moments(z)))
         else:
             mean, var = self.running_moments(level)
         return (z - mean) * torch.rsqrt(var + EPS)
@@ -178,7 +180,7 @@ class FSQQuantizer(nn.Module):
                 zip(self.grids, self.project_in, self.project_out, strict=True)
             ):
                 projected = inward(level_input)
-                moments.append(scalar_moments(projected))
+                moments.append(scalar_moments(projected.detach()))
                 scaled, codes = round_to_grid(self._standardized(projected, level), grid)
                 level_input = outward(scaled)
                 quantized.append(level_input.reshape(count, self.patch_size, self.dim))
@@ -220,8 +222,7 @@ class FSQQuantizer(nn.Module):
         sums of squares); the first step's moments replace the initial ones, and a step
         without valid patches leaves them. No host synchronisation."""
         count = moments[0]
-        step_mean, step_square = (moments[1:] / count.clamp_min(1.0)).chunk(2)
-        step_var = (step_square - step_mean * step_mean).clamp_min(0.0)
+        step_mean, step_var = mean_and_variance(moments)
         keep = torch.where(self.num_updates == 0, 0.0, self.decay)
         keep = torch.where(count > 0, keep, 1.0).to(step_mean.dtype)
         mean, var = self.running_moments(level)
