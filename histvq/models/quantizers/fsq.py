@@ -47,7 +47,7 @@ from histvq.models.quantizers.outputs import (
 )
 
 MAX_DIMS = 3
-EPS = 1e-5  # added to the running variance before the square root
+EPS = 1e-5  # added to the variance before the square root
 
 
 def fsq_grid(codes: int) -> tuple[int, ...]:
@@ -121,8 +121,8 @@ class FSQQuantizer(nn.Module):
         patch_size: P frames per patch.
         dim: E, the per-frame token size (M*V*D).
         levels, alpha: the hierarchy, as for the EMA quantizer.
-        standardize: divide each projected scalar by its running standard deviation (after
-            subtracting its running mean) before tanh; False is plain FSQ.
+        standardize: standardise each projected scalar before tanh (the batch's moments in
+            training, the running ones in evaluation); False is plain FSQ.
         decay: EMA decay of the running moments, in [0, 1).
     """
 
