@@ -122,7 +122,7 @@ def test_fsq_running_moments_follow_the_projected_scalars_hand_checked() -> None
     step([1.0, 3.0, 5.0, 7.0])  # the first step replaces (0, 1) by its moments
     torch.testing.assert_close(q.running_mean0, torch.tensor([4.0]))
     torch.testing.assert_close(q.running_var0, torch.tensor([5.0]))
-    # the second step codes with mean 4: below it digit 0, above it digit 1
+    # the second step codes with its own batch mean 4: below it digit 0, above it digit 1
     usage = step([3.0, 3.0, 5.0, 5.0])
     assert usage["level1/used_codes"] == 2.0 and usage["level1/perplexity"] == pytest.approx(2.0)
     torch.testing.assert_close(q.running_mean0, torch.tensor([4.0]))  # step mean 4
@@ -181,7 +181,7 @@ def _fsq_worker(rank: int, world: int, port: int, out: str) -> None:
     values = torch.randn(6, 4, 3, 5, generator=torch.Generator().manual_seed(1))
     rows = slice(3 * rank, 3 * rank + 3)
     ones = torch.ones(6, 4, 3, dtype=torch.bool)
-    for _ in range(2):  # the second step codes with the moments the first one left
+    for _ in range(2):  # two EMA steps of the running moments, from moments summed over ranks
         usage = q.update(q(values[rows], ones[rows], ones[rows, :, 0]).statistics)
     torch.save({**usage, **q.state_dict()}, f"{out}/rank{rank}.pt")
     dist.destroy_process_group()
