@@ -6,7 +6,9 @@
         --sequence HuGaDB_v1_various_01_00 [--sequence ...] --out docs/figures [--prefix hugadb]
 
 writes ``<prefix>_segment_lengths.png`` (the segment-length distributions of the ground
-truth and of every run over all sequences, on a log length axis, as the paper's Fig. 3) and
+truth and of every run over all sequences, on a log length axis, as the paper's Fig. 3),
+``<prefix>_segments.csv`` (the same as numbers: segments per sequence, their ratio to the
+ground truth's, median and 10th/90th percentile lengths in frames) and
 ``<prefix>_<sequence>.png`` per ``--sequence`` (the ground truth with every run's
 segmentation stacked under it, as the paper's Fig. 4). Runs are training run folders: their
 ``predictions/<sequence>.txt`` (labels after the global matching) are compared with the
@@ -16,6 +18,7 @@ ground truth of the prepared dataset named in their ``.hydra/config.yaml``.
 from __future__ import annotations
 
 import argparse
+import csv
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -28,7 +31,7 @@ from omegaconf.errors import OmegaConfBaseException
 from histvq.data.layout import LABELS_DIR, MAPPING_DIR, MAPPING_FILE, read_labels, read_mapping
 from histvq.errors import ConfigError, run_reporting_errors
 from histvq.evaluation.plotting import plot_length_distributions, plot_segmentations
-from histvq.metrics import segment_lengths
+from histvq.metrics import segment_lengths, segment_statistics
 from histvq.metrics.names import unmatched_id
 
 PREDICTIONS_DIR = "predictions"
@@ -90,8 +93,44 @@ def _label_id(name: str, ids: dict[str, int], file: Path) -> int:
     raise ConfigError(f"{file}: {name!r} is neither a label of the dataset nor cluster_<id>")
 
 
+SEGMENT_COLUMNS = (
+    "source", "sequences", "segments", "segments_per_sequence", "ratio_to_ground_truth",
+    "median", "p10", "p90",
+)  # fmt: skip
+
+
+def segment_table(runs: Sequence[RunLabels]) -> list[dict[str, str | float]]:
+    """One row per source (the ground truth of the first run's sequences, then every run):
+    how finely it segments, with its segments per sequence relative to the ground truth's."""
+    reference = runs[0]
+    sources = [("ground truth", reference.targets)]
+    sources += [(run.name, run.predictions) for run in runs]
+    rows: list[dict[str, str | float]] = []
+    for name, labels in sources:
+        row: dict[str, str | float] = {"source": name, **segment_statistics(list(labels.values()))}
+        rows.append(row)
+    truth = float(rows[0]["segments_per_sequence"])
+    for row in rows:
+        row["ratio_to_ground_truth"] = float(row["segments_per_sequence"]) / truth
+    return rows
+
+
+def write_segment_table(rows: Sequence[dict[str, str | float]], path: Path) -> Path:
+    """The rows of :func:`segment_table` as CSV (numbers rounded to 0.01)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=SEGMENT_COLUMNS)
+        writer.writeheader()
+        for row in rows:
+            writer.writerow(
+                {k: (round(v, 2) if isinstance(v, float) else v) for k, v in row.items()}
+            )
+    return path
+
+
 def draw(runs: Sequence[RunLabels], sequences: Sequence[str], out: Path, prefix: str) -> list[Path]:
-    """The length distributions and the stacked segmentations; returns the files written."""
+    """The length distributions, their numbers (CSV) and the stacked segmentations; returns
+    the files written."""
     reference = runs[0]
     lengths = {"ground truth": segment_lengths(list(reference.targets.values()))}
     for run in runs:
@@ -99,7 +138,8 @@ def draw(runs: Sequence[RunLabels], sequences: Sequence[str], out: Path, prefix:
     written = [
         plot_length_distributions(
             lengths, out / f"{prefix}_segment_lengths.png", title="Segment lengths"
-        )
+        ),
+        write_segment_table(segment_table(runs), out / f"{prefix}_segments.csv"),
     ]
     for sequence in sequences:
         missing = [run.name for run in runs if sequence not in run.predictions]

@@ -19,6 +19,7 @@ from histvq.metrics import (
     match_predictions,
     segment_bounds,
     segment_lengths,
+    segment_statistics,
     segmentation_scores,
 )
 from histvq.metrics import functional as F
@@ -424,6 +425,23 @@ def test_segment_bounds_and_lengths():
     assert [a.size for a in segment_bounds(np.array([], dtype=int))] == [0, 0, 0]
     lengths = segment_lengths([np.array([3, 3, 1, 1, 1, 3]), np.array([9, 1])], ignore_labels=[9])
     assert lengths.tolist() == [2, 3, 1, 1]
+
+
+def test_segment_statistics_hand_checked():
+    # segments of lengths 2, 3, 1 and 1, 1 (label 9 ignored in the second call)
+    sequences = [np.array([3, 3, 1, 1, 1, 3]), np.array([9, 1])]
+    stats = segment_statistics(sequences)
+    assert stats["sequences"] == 2 and stats["segments"] == 5
+    assert stats["segments_per_sequence"] == 2.5
+    assert stats["median"] == 1.0
+    assert stats["p10"] == pytest.approx(1.0) and stats["p90"] == pytest.approx(2.6)
+    ignored = segment_statistics(sequences, ignore_labels=[9])
+    assert ignored["segments"] == 4 and ignored["segments_per_sequence"] == 2.0
+    assert ignored["median"] == 1.5
+    empty = segment_statistics([np.array([9, 9])], ignore_labels=[9])
+    assert empty["segments"] == 0 and np.isnan(empty["median"])
+    with pytest.raises(MetricInputError, match=r"sequences\[0\]"):
+        segment_statistics([np.zeros((2, 2), dtype=int)])
 
 
 # ----------------------------------------------------------------------------- equivalence

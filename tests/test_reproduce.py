@@ -37,6 +37,9 @@ def test_recipe_on_two_recordings_one_epoch(tmp_path: Path) -> None:
     assert all(float(r["HuGaDB MoF"]) > 0 for r in rows), rows
     assert (results / "hugadb_table3_jsd.csv").is_file()
     assert (results / "hugadb_segment_lengths.png").stat().st_size > 0
+    with (results / "hugadb_segments.csv").open() as handle:
+        sources = [row["source"] for row in csv.DictReader(handle)]
+    assert sources == ["ground truth", "SMQ", "HiST-VQ"]
     assert (results / "hugadb_HuGaDB_v2_various_01_00.png").stat().st_size > 0
     jobs = sorted(p.name for p in (tmp_path / "sweep").iterdir() if p.name.isdigit())
     assert jobs == ["0", "1"]

@@ -27,6 +27,7 @@ _LAZY = {
     "match_predictions": "functional",
     "segment_bounds": "functional",
     "segment_lengths": "functional",
+    "segment_statistics": "functional",
     "segmentation_scores": "functional",
     "SegmentationMetrics": "segmentation",
 }

@@ -50,6 +50,7 @@ from histvq.metrics.segments import (
     _sorted_union,
     segment_bounds,
     segment_lengths,
+    segment_statistics,
 )
 
 __all__ = [
@@ -62,6 +63,7 @@ __all__ = [
     "match_predictions",
     "segment_bounds",
     "segment_lengths",
+    "segment_statistics",
     "segmentation_scores",
     "unmatched_id",
 ]

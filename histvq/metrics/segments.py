@@ -85,6 +85,33 @@ def segment_lengths(
     return np.concatenate(lengths) if lengths else np.zeros(0, dtype=np.int64)
 
 
+def segment_statistics(
+    sequences: Sequence[np.ndarray], ignore_labels: Iterable[int] = ()
+) -> dict[str, float]:
+    """How finely a set of segmentations cuts its sequences: the numbers behind a
+    segment-length histogram, to compare a model's segmentation with the ground truth's
+    (over-segmentation shows as more segments per sequence and shorter lengths).
+
+    Returns ``sequences``, ``segments``, ``segments_per_sequence`` and the ``median``,
+    ``p10`` and ``p90`` segment lengths in frames (ignored-label segments left out;
+    lengths NaN when no segment is left).
+    """
+    arrays = _as_label_arrays("sequences", sequences)
+    lengths = segment_lengths(arrays, ignore_labels)
+    has_lengths = lengths.size > 0
+    p10, median, p90 = (
+        np.percentile(lengths, [10, 50, 90]) if has_lengths else (np.nan, np.nan, np.nan)
+    )
+    return {
+        "sequences": len(arrays),
+        "segments": int(lengths.size),
+        "segments_per_sequence": lengths.size / len(arrays) if arrays else np.nan,
+        "median": float(median),
+        "p10": float(p10),
+        "p90": float(p90),
+    }
+
+
 def _concatenate(arrays: list[np.ndarray]) -> np.ndarray:
     if all(a.dtype == arrays[0].dtype for a in arrays):
         return np.concatenate(arrays)

@@ -1,0 +1,45 @@
+"""The numbers behind the comparison figures: segments per sequence against the ground truth."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from histvq.figures import RunLabels, draw, segment_table
+
+
+def _run(name: str, predictions: dict[str, list[int]]) -> RunLabels:
+    targets = {"a": np.array([0, 0, 0, 1, 1, 1]), "b": np.array([1, 1, 1, 1])}
+    return RunLabels(
+        name,
+        {0: "walking", 1: "sitting"},
+        {key: np.array(value) for key, value in predictions.items()},
+        targets,
+    )
+
+
+def test_segment_table_counts_against_the_ground_truth() -> None:
+    fine = _run("fine", {"a": [0, 1, 0, 1, 1, 1], "b": [1, 0, 1, 1]})  # 4 + 3 segments
+    coarse = _run("coarse", {"a": [0, 0, 0, 0, 0, 0], "b": [1, 1, 1, 1]})  # 1 + 1
+    rows = segment_table([fine, coarse])
+    assert [row["source"] for row in rows] == ["ground truth", "fine", "coarse"]
+    assert [row["segments"] for row in rows] == [3.0, 7.0, 2.0]
+    assert [row["ratio_to_ground_truth"] for row in rows] == pytest.approx([1.0, 7 / 3, 2 / 3])
+    assert rows[0]["median"] == 3.0 and rows[2]["median"] == 5.0
+
+
+def test_draw_writes_the_segment_table_beside_the_figures(tmp_path: Path) -> None:
+    run = _run("model", {"a": [0, 0, 1, 1, 1, 1], "b": [1, 1, 1, 1]})
+    written = draw([run], ["a"], tmp_path, "demo")
+    assert {path.name for path in written} == {
+        "demo_segment_lengths.png", "demo_segments.csv", "demo_a.png",
+    }  # fmt: skip
+    with (tmp_path / "demo_segments.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    assert [(r["source"], r["segments_per_sequence"]) for r in rows] == [
+        ("ground truth", "1.5"), ("model", "1.5"),
+    ]  # fmt: skip
+    assert rows[1]["median"] == "4.0"
