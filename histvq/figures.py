@@ -8,8 +8,10 @@
 writes ``<prefix>_segment_lengths.png`` (the segment-length distributions of the ground
 truth and of every run over all sequences, on a log length axis, as the paper's Fig. 3),
 ``<prefix>_segments.csv`` (the same as numbers: segments per sequence, their ratio to the
-ground truth's, median and 10th/90th percentile lengths in frames) and
-``<prefix>_<sequence>.png`` per ``--sequence`` (the ground truth with every run's
+ground truth's, median and 10th/90th percentile lengths in frames),
+``<prefix>_patch_oracle.csv`` (the scores of the ground truth's majority label per patch of
+the runs' patch size: what the patch grid alone costs, the ceiling of a model that labels
+whole patches) and ``<prefix>_<sequence>.png`` per ``--sequence`` (the ground truth with every run's
 segmentation stacked under it, as the paper's Fig. 4). Runs are training run folders: their
 ``predictions/<sequence>.txt`` (labels after the global matching) are compared with the
 ground truth of the prepared dataset named in their ``.hydra/config.yaml``.
@@ -31,8 +33,13 @@ from omegaconf.errors import OmegaConfBaseException
 from histvq.data.layout import LABELS_DIR, MAPPING_DIR, MAPPING_FILE, read_labels, read_mapping
 from histvq.errors import ConfigError, run_reporting_errors
 from histvq.evaluation.plotting import plot_length_distributions, plot_segmentations
-from histvq.metrics import segment_lengths, segment_statistics
-from histvq.metrics.names import unmatched_id
+from histvq.metrics import (
+    patch_majority,
+    segment_lengths,
+    segment_statistics,
+    segmentation_scores,
+)
+from histvq.metrics.names import METRIC_KEYS, unmatched_id
 
 PREDICTIONS_DIR = "predictions"
 
@@ -40,17 +47,18 @@ PREDICTIONS_DIR = "predictions"
 @dataclass
 class RunLabels:
     """A run's per-frame predictions (label ids after matching; unmatched clusters negative)
-    and the ground truth of its dataset, by sequence name."""
+    and the ground truth of its dataset, by sequence name, with the patch size it labels."""
 
     name: str
     label_names: dict[int, str]
     predictions: dict[str, np.ndarray]
     targets: dict[str, np.ndarray]
+    patch_size: int | None = None
 
 
-def _dataset_folder(run: Path) -> Path:
-    """The prepared dataset of a run, from its saved config (relative paths resolve against
-    the project root, as in training)."""
+def _dataset_folder(run: Path) -> tuple[Path, int | None]:
+    """The prepared dataset of a run and its patch size, from its saved config (relative
+    paths resolve against the project root, as in training)."""
     config = run / ".hydra" / "config.yaml"
     if not config.is_file():
         raise ConfigError(f"--run {run}: not a training run folder (no .hydra/config.yaml)")
@@ -59,16 +67,19 @@ def _dataset_folder(run: Path) -> Path:
     try:
         data_dir = OmegaConf.select(saved, "dataset.data_dir")
         name = OmegaConf.select(saved, "dataset.name")
+        patch_size = OmegaConf.select(saved, "dataset.patch_size")
     except OmegaConfBaseException as error:
         raise ConfigError(f"{config}: cannot resolve the dataset folder ({error})") from None
     if not data_dir or not name:
         raise ConfigError(f"{config}: no dataset.data_dir / dataset.name")
-    return Path(str(data_dir)).expanduser() / str(name)
+    if patch_size is not None and (not isinstance(patch_size, int) or patch_size < 1):
+        raise ConfigError(f"{config}: dataset.patch_size must be a positive integer")
+    return Path(str(data_dir)).expanduser() / str(name), patch_size
 
 
 def load_run_labels(name: str, run: Path) -> RunLabels:
     """Read a run's predictions and its dataset's ground truth as label ids."""
-    folder = _dataset_folder(run)
+    folder, patch_size = _dataset_folder(run)
     label_names = read_mapping(folder / MAPPING_DIR / MAPPING_FILE)
     ids = {label: i for i, label in label_names.items()}
     files = sorted((run / PREDICTIONS_DIR).glob("*.txt"))
@@ -82,7 +93,7 @@ def load_run_labels(name: str, run: Path) -> RunLabels:
         targets[file.stem] = np.array([ids[n] for n in target], dtype=np.int64)
         if targets[file.stem].size != predictions[file.stem].size:
             raise ConfigError(f"{file}: {len(names)} frames but the ground truth has {len(target)}")
-    return RunLabels(name, label_names, predictions, targets)
+    return RunLabels(name, label_names, predictions, targets, patch_size)
 
 
 def _label_id(name: str, ids: dict[str, int], file: Path) -> int:
@@ -115,11 +126,37 @@ def segment_table(runs: Sequence[RunLabels]) -> list[dict[str, str | float]]:
     return rows
 
 
-def write_segment_table(rows: Sequence[dict[str, str | float]], path: Path) -> Path:
-    """The rows of :func:`segment_table` as CSV (numbers rounded to 0.01)."""
+PATCH_ORACLE_COLUMNS = ("source", "patch_size", "segments_per_sequence", *METRIC_KEYS)
+
+
+def patch_oracle_table(
+    targets: Sequence[np.ndarray], patch_sizes: Sequence[int]
+) -> list[dict[str, str | float]]:
+    """One row per patch size: the scores (global matching) and segments per sequence of the
+    ground truth relabelled with its majority label per patch (:func:`patch_majority`), the
+    best MoF any model that labels whole patches can reach; the other scores show what the
+    patch grid alone costs them."""
+    rows: list[dict[str, str | float]] = []
+    for size in patch_sizes:
+        relabelled = [patch_majority(labels, size) for labels in targets]
+        stats = segment_statistics(relabelled)
+        rows.append({
+            "source": f"ground truth, majority label per {size}-frame patch",
+            "patch_size": size,
+            "segments_per_sequence": stats["segments_per_sequence"],
+            **segmentation_scores(relabelled, list(targets)),
+        })  # fmt: skip
+    return rows
+
+
+def write_segment_table(
+    rows: Sequence[dict[str, str | float]], path: Path, columns: Sequence[str] = SEGMENT_COLUMNS
+) -> Path:
+    """The rows of :func:`segment_table` (or any rows with ``columns``) as CSV (numbers
+    rounded to 0.01)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=SEGMENT_COLUMNS)
+        writer = csv.DictWriter(handle, fieldnames=list(columns))
         writer.writeheader()
         for row in rows:
             writer.writerow(
@@ -141,6 +178,10 @@ def draw(runs: Sequence[RunLabels], sequences: Sequence[str], out: Path, prefix:
         ),
         write_segment_table(segment_table(runs), out / f"{prefix}_segments.csv"),
     ]
+    if reference.patch_size is not None:
+        oracle = patch_oracle_table(list(reference.targets.values()), [reference.patch_size])
+        path = out / f"{prefix}_patch_oracle.csv"
+        written.append(write_segment_table(oracle, path, PATCH_ORACLE_COLUMNS))
     for sequence in sequences:
         missing = [run.name for run in runs if sequence not in run.predictions]
         if missing:

@@ -15,7 +15,9 @@ the reference protocol, ``experiment=hugadb_paper[_smq]``) with ``--jobs`` jobs 
 - ``<results>/hugadb_segment_lengths.png`` and ``<results>/hugadb_<sequence>.png`` for
   ``--sequence`` (default ``HuGaDB_v1_various_01_00``), from the first seed's runs: the
   paper's Fig. 3 and Fig. 4 layouts, and ``<results>/hugadb_segments.csv``, Fig. 3 as
-  numbers (segments per sequence against the ground truth's, length percentiles).
+  numbers (segments per sequence against the ground truth's, length percentiles), and
+  ``<results>/hugadb_patch_oracle.csv``, the scores of the ground truth's majority label
+  per 60-frame patch (the ceiling of a model that labels whole patches).
 
 The dataset must be prepared under ``<data-dir>/hugadb`` (``python -m histvq.prepare hugadb
 --input <HuGaDB folder> --output <data-dir>``).

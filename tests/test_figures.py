@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from histvq.figures import RunLabels, draw, segment_table
+from histvq.figures import RunLabels, draw, patch_oracle_table, segment_table
 
 
 def _run(name: str, predictions: dict[str, list[int]]) -> RunLabels:
@@ -43,3 +43,29 @@ def test_draw_writes_the_segment_table_beside_the_figures(tmp_path: Path) -> Non
         ("ground truth", "1.5"), ("model", "1.5"),
     ]  # fmt: skip
     assert rows[1]["median"] == "4.0"
+
+
+def test_patch_oracle_scores_the_ground_truth_at_patch_resolution() -> None:
+    targets = [np.array([0, 0, 1, 1, 1, 0]), np.array([1, 1, 1, 1])]
+    # 3-frame patches: [0 0 1] -> 0, [1 1 0] -> 1; the second sequence stays all 1
+    (row,) = patch_oracle_table(targets, [3])
+    assert row["patch_size"] == 3 and row["segments_per_sequence"] == 1.5
+    assert row["mof"] == pytest.approx(80.0)  # 4 of 6 and 4 of 4 frames
+    assert row["edit"] == pytest.approx((100 * (1 - 1 / 3) + 100) / 2)  # [0 1] vs [0 1 0]
+    # IoUs 2/3 and 2/4 in the first sequence, 1 in the second: 3 hits of 4 true segments
+    assert row["f1@50"] == pytest.approx(100 * 2 * 0.75 / 1.75)
+    assert row["jsd"] == pytest.approx(0.0)  # every length in the first 20-frame bin
+    exact = patch_oracle_table(targets, [1])[0]
+    assert [exact[key] for key in ("mof", "edit", "f1@50")] == [100.0, 100.0, 100.0]
+
+
+def test_draw_writes_the_patch_oracle_for_runs_with_a_patch_size(tmp_path: Path) -> None:
+    run = _run("model", {"a": [0, 0, 1, 1, 1, 1], "b": [1, 1, 1, 1]})
+    run.patch_size = 4
+    written = draw([run], [], tmp_path, "demo")
+    assert tmp_path / "demo_patch_oracle.csv" in written
+    with (tmp_path / "demo_patch_oracle.csv").open() as handle:
+        (row,) = list(csv.DictReader(handle))
+    # [0 0 0 1] [1 1] -> 0 0 0 0 1 1: 9 of 10 frames
+    assert row["source"] == "ground truth, majority label per 4-frame patch"
+    assert (row["patch_size"], row["mof"], row["edit"]) == ("4", "90.0", "100.0")

@@ -17,6 +17,7 @@ from histvq.metrics import (
     MetricInputError,
     evaluate_segmentation,
     match_predictions,
+    patch_majority,
     segment_bounds,
     segment_lengths,
     segment_statistics,
@@ -442,6 +443,32 @@ def test_segment_statistics_hand_checked():
     assert empty["segments"] == 0 and np.isnan(empty["median"])
     with pytest.raises(MetricInputError, match=r"sequences\[0\]"):
         segment_statistics([np.zeros((2, 2), dtype=int)])
+
+
+def test_patch_majority_hand_checked():
+    labels = np.array([0, 0, 1, 1, 1, 0, 2])
+    # patches [0 0 1] [1 1 0] [2]: majorities 0, 1 and the short last patch's 2
+    assert patch_majority(labels, 3).tolist() == [0, 0, 0, 1, 1, 1, 2]
+    # a tie takes the smaller label: [0 0 1 1] -> 0, [1 0 2] -> 0 (all once: smallest)
+    assert patch_majority(labels, 4).tolist() == [0, 0, 0, 0, 0, 0, 0]
+    assert patch_majority(labels, 1).tolist() == labels.tolist()
+    assert patch_majority(labels, 100).tolist() == [0] * 7  # 3 x 0, 3 x 1: tie -> 0
+    assert patch_majority(np.array([5, 5, 4], dtype=np.int32), 2).dtype == np.int32
+
+
+@pytest.mark.parametrize(
+    ("labels", "size", "message"),
+    [
+        (np.array([0, 1]), 0, "at least 1"),
+        (np.array([0, 1]), 2.0, "must be an integer"),
+        (np.array([0, -1]), 2, "non-negative"),
+        (np.array([], dtype=int), 2, "empty"),
+        (np.array([0.5, 1.0]), 2, "integers"),
+    ],
+)
+def test_patch_majority_rejects_bad_input(labels, size, message):
+    with pytest.raises(MetricInputError, match=message):
+        patch_majority(labels, size)
 
 
 # ----------------------------------------------------------------------------- equivalence

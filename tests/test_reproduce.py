@@ -40,6 +40,9 @@ def test_recipe_on_two_recordings_one_epoch(tmp_path: Path) -> None:
     with (results / "hugadb_segments.csv").open() as handle:
         sources = [row["source"] for row in csv.DictReader(handle)]
     assert sources == ["ground truth", "SMQ", "HiST-VQ"]
+    with (results / "hugadb_patch_oracle.csv").open() as handle:
+        (oracle,) = list(csv.DictReader(handle))
+    assert oracle["patch_size"] == "60" and 80 < float(oracle["mof"]) <= 100
     assert (results / "hugadb_HuGaDB_v2_various_01_00.png").stat().st_size > 0
     jobs = sorted(p.name for p in (tmp_path / "sweep").iterdir() if p.name.isdigit())
     assert jobs == ["0", "1"]

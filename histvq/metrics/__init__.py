@@ -25,6 +25,7 @@ _LAZY = {
     "MetricInputError": "functional",
     "evaluate_segmentation": "functional",
     "match_predictions": "functional",
+    "patch_majority": "functional",
     "segment_bounds": "functional",
     "segment_lengths": "functional",
     "segment_statistics": "functional",

@@ -112,6 +112,27 @@ def segment_statistics(
     }
 
 
+def patch_majority(labels: np.ndarray, patch_size: int) -> np.ndarray:
+    """The labelling that gets the most frames right among those constant on fixed
+    ``patch_size``-frame patches (from frame 0, the last one possibly shorter): each patch
+    takes its most frequent label, the smallest on ties.
+
+    A model that labels whole patches (HiST-VQ, SMQ) can do no better on MoF; scored like a
+    prediction, it shows how much the patch grid alone costs each metric.
+    """
+    (array,) = _as_label_arrays("labels", [labels])
+    if isinstance(patch_size, bool) or not isinstance(patch_size, (int, np.integer)):
+        raise MetricInputError(f"patch_size must be an integer, got {patch_size!r}")
+    if patch_size < 1:
+        raise MetricInputError(f"patch_size must be at least 1, got {patch_size}")
+    if array.min() < 0:
+        raise MetricInputError(f"labels must be non-negative, got {array.min()}")
+    patch = np.arange(array.size) // int(patch_size)
+    counts = np.zeros((int(patch[-1]) + 1, int(array.max()) + 1), dtype=np.int64)
+    np.add.at(counts, (patch, array), 1)
+    return counts.argmax(axis=1).astype(array.dtype)[patch]
+
+
 def _concatenate(arrays: list[np.ndarray]) -> np.ndarray:
     if all(a.dtype == arrays[0].dtype for a in arrays):
         return np.concatenate(arrays)
