@@ -8,7 +8,9 @@
 writes ``<prefix>_segment_lengths.png`` (the segment-length distributions of the ground
 truth and of every run over all sequences, on a log length axis, as the paper's Fig. 3),
 ``<prefix>_segments.csv`` (the same as numbers: segments per sequence, their ratio to the
-ground truth's, median and 10th/90th percentile lengths in frames),
+ground truth's, median and 10th/90th percentile lengths in frames, and the shares of
+predicted boundaries within one patch of a true boundary and of true boundaries within one
+patch of a predicted one),
 ``<prefix>_patch_oracle.csv`` (the scores of the ground truth's majority label per patch of
 the runs' patch size: what the patch grid alone costs, the ceiling of a model that labels
 whole patches) and ``<prefix>_<sequence>.png`` per ``--sequence`` (the ground truth with every run's
@@ -34,6 +36,7 @@ from histvq.data.layout import LABELS_DIR, MAPPING_DIR, MAPPING_FILE, read_label
 from histvq.errors import ConfigError, run_reporting_errors
 from histvq.evaluation.plotting import plot_length_distributions, plot_segmentations
 from histvq.metrics import (
+    boundary_agreement,
     patch_majority,
     segment_lengths,
     segment_statistics,
@@ -106,19 +109,33 @@ def _label_id(name: str, ids: dict[str, int], file: Path) -> int:
 
 SEGMENT_COLUMNS = (
     "source", "sequences", "segments", "segments_per_sequence", "ratio_to_ground_truth",
-    "median", "p10", "p90",
+    "median", "p10", "p90", "boundary_tolerance", "boundary_precision", "boundary_recall",
 )  # fmt: skip
 
 
 def segment_table(runs: Sequence[RunLabels]) -> list[dict[str, str | float]]:
     """One row per source (the ground truth of the first run's sequences, then every run):
-    how finely it segments, with its segments per sequence relative to the ground truth's."""
+    how finely it segments, with its segments per sequence relative to the ground truth's,
+    and how many of its boundaries lie within one patch of a true one and the reverse
+    (:func:`boundary_agreement`; tolerance the first run's patch size, 0 when unknown):
+    extra segments at true transitions or inside an activity."""
     reference = runs[0]
-    sources = [("ground truth", reference.targets)]
-    sources += [(run.name, run.predictions) for run in runs]
+    tolerance = reference.patch_size or 0
+    sources = [("ground truth", reference.targets, reference.targets)]
+    sources += [(run.name, run.predictions, run.targets) for run in runs]
     rows: list[dict[str, str | float]] = []
-    for name, labels in sources:
-        row: dict[str, str | float] = {"source": name, **segment_statistics(list(labels.values()))}
+    for name, labels, targets in sources:
+        names = list(labels)
+        agreement = boundary_agreement(
+            [labels[k] for k in names], [targets[k] for k in names], tolerance
+        )
+        row: dict[str, str | float] = {
+            "source": name,
+            **segment_statistics([labels[k] for k in names]),
+            "boundary_tolerance": tolerance,
+            "boundary_precision": agreement["precision"],
+            "boundary_recall": agreement["recall"],
+        }
         rows.append(row)
     truth = float(rows[0]["segments_per_sequence"])
     for row in rows:

@@ -29,6 +29,13 @@ def test_segment_table_counts_against_the_ground_truth() -> None:
     assert [row["segments"] for row in rows] == [3.0, 7.0, 2.0]
     assert [row["ratio_to_ground_truth"] for row in rows] == pytest.approx([1.0, 7 / 3, 2 / 3])
     assert rows[0]["median"] == 3.0 and rows[2]["median"] == 5.0
+    # no patch size: exact boundaries; "fine" has 5, of which frame 3 is the true one
+    assert [row["boundary_tolerance"] for row in rows] == [0, 0, 0]
+    assert [row["boundary_precision"] for row in rows[:2]] == [1.0, 0.2]
+    assert [row["boundary_recall"] for row in rows] == [1.0, 1.0, 0.0]
+    assert np.isnan(rows[2]["boundary_precision"])
+    fine.patch_size = 1  # within one frame: boundaries 2, 3 of the first sequence
+    assert segment_table([fine])[1]["boundary_precision"] == pytest.approx(0.4)
 
 
 def test_draw_writes_the_segment_table_beside_the_figures(tmp_path: Path) -> None:

@@ -15,6 +15,7 @@ from histvq.metrics import (
     METRIC_KEYS,
     THRESHOLDS,
     MetricInputError,
+    boundary_agreement,
     evaluate_segmentation,
     match_predictions,
     patch_majority,
@@ -469,6 +470,58 @@ def test_patch_majority_hand_checked():
 def test_patch_majority_rejects_bad_input(labels, size, message):
     with pytest.raises(MetricInputError, match=message):
         patch_majority(labels, size)
+
+
+def test_boundary_agreement_hand_checked():
+    preds = [np.array([0, 0, 1, 1, 1, 1, 2, 2]), np.array([4, 4, 4])]  # boundaries 2, 6; none
+    gts = [np.array([0, 0, 0, 1, 1, 1, 1, 1]), np.array([1, 1, 2])]  # boundaries 3; 2
+    exact = boundary_agreement(preds, gts, tolerance=0)
+    assert exact == {
+        "predicted_boundaries": 2,
+        "true_boundaries": 2,
+        "precision": 0.0,
+        "recall": 0.0,
+    }
+    one = boundary_agreement(preds, gts, tolerance=1)  # 2 is one frame from 3
+    assert (one["precision"], one["recall"]) == (0.5, 0.5)
+    three = boundary_agreement(preds, gts, tolerance=3)  # 6 is three frames from 3
+    assert (three["precision"], three["recall"]) == (1.0, 0.5)
+    flat = boundary_agreement([np.array([1, 1])], [np.array([2, 2])], tolerance=5)
+    assert np.isnan(flat["precision"]) and np.isnan(flat["recall"])
+
+
+def test_boundary_agreement_matches_pairwise_distances_on_random_cases():
+    rng = np.random.default_rng(7)
+    for _ in range(100):
+        length, tolerance = int(rng.integers(1, 40)), int(rng.integers(0, 6))
+        pred = np.repeat(rng.integers(0, 3, length), rng.integers(1, 4, length))
+        gt = np.repeat(rng.integers(0, 3, length), rng.integers(1, 4, length))
+        size = min(pred.size, gt.size)
+        pred, gt = pred[:size], gt[:size]
+        pb = [i for i in range(1, size) if pred[i] != pred[i - 1]]
+        gb = [i for i in range(1, size) if gt[i] != gt[i - 1]]
+        near = sum(any(abs(p - g) <= tolerance for g in gb) for p in pb)
+        found = sum(any(abs(g - p) <= tolerance for p in pb) for g in gb)
+        result = boundary_agreement([pred], [gt], tolerance)
+        assert result["predicted_boundaries"] == len(pb) and result["true_boundaries"] == len(gb)
+        if pb:
+            assert result["precision"] == near / len(pb)
+        if gb:
+            assert result["recall"] == found / len(gb)
+
+
+@pytest.mark.parametrize(
+    ("preds", "gts", "tolerance", "message"),
+    [
+        ([np.array([0, 1])], [np.array([0, 1, 1])], 1, r"predictions\[0\] has 2 frames"),
+        ([np.array([0, 1])], [np.array([0, 1]), np.array([1])], 1, "1 predictions but 2"),
+        ([np.array([0, 1])], [np.array([0, 1])], -1, "non-negative"),
+        ([np.array([0, 1])], [np.array([0, 1])], 1.5, "must be an integer"),
+    ],
+)
+def test_boundary_agreement_rejects_bad_input(preds, gts, tolerance, message):
+    with pytest.raises(MetricInputError, match=message):
+        boundary_agreement(preds, gts, tolerance)
 
 
 # ----------------------------------------------------------------------------- equivalence

@@ -133,6 +133,62 @@ def patch_majority(labels: np.ndarray, patch_size: int) -> np.ndarray:
     return counts.argmax(axis=1).astype(array.dtype)[patch]
 
 
+def _boundaries(labels: np.ndarray) -> np.ndarray:
+    """Frames where a new segment starts (the first frame excluded)."""
+    return np.flatnonzero(labels[1:] != labels[:-1]) + 1
+
+
+def _within(points: np.ndarray, references: np.ndarray, tolerance: int) -> int:
+    """How many of ``points`` lie within ``tolerance`` frames of a sorted reference point."""
+    if points.size == 0 or references.size == 0:
+        return 0
+    right = np.searchsorted(references, points).clip(max=references.size - 1)
+    left = (right - 1).clip(min=0)
+    distance = np.minimum(np.abs(references[right] - points), np.abs(references[left] - points))
+    return int(np.count_nonzero(distance <= tolerance))
+
+
+def boundary_agreement(
+    predictions: Sequence[np.ndarray], targets: Sequence[np.ndarray], tolerance: int
+) -> dict[str, float]:
+    """Where predicted segment boundaries fall against the true ones, over all sequences:
+    whether extra segments sit at true transitions or cut through an activity.
+
+    Returns ``precision`` (share of predicted boundaries within ``tolerance`` frames of a
+    true boundary; NaN without predicted boundaries), ``recall`` (share of true boundaries
+    within ``tolerance`` frames of a predicted one; NaN without true boundaries) and both
+    counts. Labels are compared as they are (no matching): a boundary is any change of value.
+    """
+    preds = _as_label_arrays("predictions", predictions)
+    gts = _as_label_arrays("targets", targets)
+    if len(preds) != len(gts):
+        raise MetricInputError(f"{len(preds)} predictions but {len(gts)} targets")
+    if isinstance(tolerance, bool) or not isinstance(tolerance, (int, np.integer)):
+        raise MetricInputError(f"tolerance must be an integer, got {tolerance!r}")
+    if tolerance < 0:
+        raise MetricInputError(f"tolerance must be non-negative, got {tolerance}")
+    counts = np.zeros(4, dtype=np.int64)  # predicted, near truth, true, found
+    for index, (pred, gt) in enumerate(zip(preds, gts, strict=True)):
+        if pred.shape != gt.shape:
+            raise MetricInputError(
+                f"predictions[{index}] has {pred.size} frames but targets[{index}] {gt.size}"
+            )
+        predicted, true = _boundaries(pred), _boundaries(gt)
+        counts += (
+            predicted.size,
+            _within(predicted, true, tolerance),
+            true.size,
+            _within(true, predicted, tolerance),
+        )
+    predicted, near, true, found = (int(c) for c in counts)
+    return {
+        "predicted_boundaries": predicted,
+        "true_boundaries": true,
+        "precision": near / predicted if predicted else np.nan,
+        "recall": found / true if true else np.nan,
+    }
+
+
 def _concatenate(arrays: list[np.ndarray]) -> np.ndarray:
     if all(a.dtype == arrays[0].dtype for a in arrays):
         return np.concatenate(arrays)
