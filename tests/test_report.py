@@ -224,6 +224,17 @@ def test_run_discovery(tmp_path: Path) -> None:
     assert [r.path for r in collect_runs(tmp_path / "runs" / "x")] == [tmp_path / "runs/x"]
 
 
+def test_run_discovery_follows_links_once(tmp_path: Path) -> None:
+    make_run(tmp_path / "store" / "smq", "s0", [], scores(1))
+    make_run(tmp_path / "store" / "histvq", "s0", [], scores(2))
+    table = tmp_path / "table"
+    table.mkdir()
+    (table / "a").symlink_to(tmp_path / "store" / "smq")
+    (table / "b").symlink_to(tmp_path / "store" / "histvq" / "s0")
+    (table / "loop").symlink_to(table)  # a link back up must not recurse forever
+    assert find_run_dirs(table) == [table / "a/s0", table / "b"]
+
+
 # ----------------------------------------------------------------------------- paper tables
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -144,18 +145,30 @@ def is_run_dir(path: Path) -> bool:
     return (path / ".hydra").is_dir() or (path / "metrics.json").is_file()
 
 
-def find_run_dirs(root: Path) -> list[Path]:
-    """Run folders under ``root`` (``root`` itself included), sorted by path; the inside of a
-    run folder and hidden folders are not searched."""
-    found = []
-    for current, dirs, _ in os.walk(root):
+def walk_folders(root: str | os.PathLike[str]) -> Iterator[tuple[Path, list[str]]]:
+    """Every folder under ``root`` (itself included) with its file names, in sorted order,
+    as a report searches them: linked folders are followed (a table can be assembled from
+    links to runs kept elsewhere) but each real folder is visited once, so link loops end;
+    hidden folders, ``wandb`` and the inside of run folders are skipped."""
+    seen: set[str] = set()
+    for current, dirs, files in os.walk(Path(root).expanduser(), followlinks=True):
         here = Path(current)
+        real = os.path.realpath(here)
+        if real in seen:
+            dirs[:] = []
+            continue
+        seen.add(real)
+        yield here, files
         if is_run_dir(here):
-            found.append(here)
             dirs[:] = []
             continue
         dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d != "wandb")
-    return sorted(found)
+
+
+def find_run_dirs(root: Path) -> list[Path]:
+    """Run folders under ``root`` (``root`` itself included, links followed), sorted by
+    path; the inside of a run folder and hidden folders are not searched."""
+    return sorted(here for here, _ in walk_folders(root) if is_run_dir(here))
 
 
 def load_run(path: Path) -> Run:

@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from histvq.report.runs import MISSING, Run, canonical, is_run_dir
+from histvq.report.runs import MISSING, Run, canonical, walk_folders
 
 STUDY_FILE = "optimization_results.yaml"
 
@@ -113,13 +113,5 @@ def load_study(path: Path, runs: Sequence[Run]) -> Study:
 
 def find_studies(root: str | os.PathLike[str], runs: Sequence[Run]) -> list[Study]:
     """Every optimisation sweep under ``root`` (``root`` itself included), sorted by path."""
-    found = []
-    for current, dirs, files in os.walk(Path(root).expanduser()):
-        here = Path(current)
-        if STUDY_FILE in files:
-            found.append(load_study(here, runs))
-        if is_run_dir(here):
-            dirs[:] = []
-            continue
-        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d != "wandb")
+    found = [load_study(here, runs) for here, files in walk_folders(root) if STUDY_FILE in files]
     return sorted(found, key=lambda study: study.path)
