@@ -10,7 +10,9 @@ truth and of every run over all sequences, on a log length axis, as the paper's 
 ``<prefix>_segments.csv`` (the same as numbers: segments per sequence, their ratio to the
 ground truth's, median and 10th/90th percentile lengths in frames, and the shares of
 predicted boundaries within one patch of a true boundary and of true boundaries within one
-patch of a predicted one),
+patch of a predicted one), ``<prefix>_stray_boundaries.csv`` (per run and true label, the
+predicted boundaries farther than one patch from any true boundary: which activities a
+model cuts into pieces),
 ``<prefix>_patch_oracle.csv`` (the scores of the ground truth's majority label per patch of
 the runs' patch size: what the patch grid alone costs, the ceiling of a model that labels
 whole patches) and ``<prefix>_<sequence>.png`` per ``--sequence`` (the ground truth with every run's
@@ -41,6 +43,7 @@ from histvq.metrics import (
     segment_lengths,
     segment_statistics,
     segmentation_scores,
+    stray_boundaries_by_label,
 )
 from histvq.metrics.names import METRIC_KEYS, unmatched_id
 
@@ -143,6 +146,35 @@ def segment_table(runs: Sequence[RunLabels]) -> list[dict[str, str | float]]:
     return rows
 
 
+STRAY_COLUMNS = (
+    "source", "label", "frames", "boundary_tolerance", "stray_boundaries", "per_1000_frames",
+)  # fmt: skip
+
+
+def stray_boundary_table(runs: Sequence[RunLabels]) -> list[dict[str, str | float]]:
+    """One row per run and true label: the run's predicted boundaries inside that label's
+    segments, farther than one patch (the first run's patch size, 0 when unknown) from any
+    true boundary (:func:`stray_boundaries_by_label`), and their rate per 1,000 frames of
+    the label: which activities a model cuts into pieces."""
+    tolerance = runs[0].patch_size or 0
+    rows: list[dict[str, str | float]] = []
+    for run in runs:
+        names = list(run.predictions)
+        counts = stray_boundaries_by_label(
+            [run.predictions[k] for k in names], [run.targets[k] for k in names], tolerance
+        )
+        for label, (stray, frames) in counts.items():
+            rows.append({
+                "source": run.name,
+                "label": run.label_names.get(label, str(label)),
+                "frames": frames,
+                "boundary_tolerance": tolerance,
+                "stray_boundaries": stray,
+                "per_1000_frames": 1000.0 * stray / frames,
+            })  # fmt: skip
+    return rows
+
+
 PATCH_ORACLE_COLUMNS = ("source", "patch_size", "segments_per_sequence", *METRIC_KEYS)
 
 
@@ -194,6 +226,9 @@ def draw(runs: Sequence[RunLabels], sequences: Sequence[str], out: Path, prefix:
             lengths, out / f"{prefix}_segment_lengths.png", title="Segment lengths"
         ),
         write_segment_table(segment_table(runs), out / f"{prefix}_segments.csv"),
+        write_segment_table(
+            stray_boundary_table(runs), out / f"{prefix}_stray_boundaries.csv", STRAY_COLUMNS
+        ),
     ]
     if reference.patch_size is not None:
         oracle = patch_oracle_table(list(reference.targets.values()), [reference.patch_size])

@@ -8,7 +8,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from histvq.figures import RunLabels, draw, patch_oracle_table, segment_table
+from histvq.figures import (
+    RunLabels,
+    draw,
+    patch_oracle_table,
+    segment_table,
+    stray_boundary_table,
+)
 
 
 def _run(name: str, predictions: dict[str, list[int]]) -> RunLabels:
@@ -42,7 +48,7 @@ def test_draw_writes_the_segment_table_beside_the_figures(tmp_path: Path) -> Non
     run = _run("model", {"a": [0, 0, 1, 1, 1, 1], "b": [1, 1, 1, 1]})
     written = draw([run], ["a"], tmp_path, "demo")
     assert {path.name for path in written} == {
-        "demo_segment_lengths.png", "demo_segments.csv", "demo_a.png",
+        "demo_segment_lengths.png", "demo_segments.csv", "demo_stray_boundaries.csv", "demo_a.png",
     }  # fmt: skip
     with (tmp_path / "demo_segments.csv").open() as handle:
         rows = list(csv.DictReader(handle))
@@ -76,3 +82,15 @@ def test_draw_writes_the_patch_oracle_for_runs_with_a_patch_size(tmp_path: Path)
     # [0 0 0 1] [1 1] -> 0 0 0 0 1 1: 9 of 10 frames
     assert row["source"] == "ground truth, majority label per 4-frame patch"
     assert (row["patch_size"], row["mof"], row["edit"]) == ("4", "90.0", "100.0")
+
+
+def test_stray_boundary_table_names_the_activities_cut_into_pieces() -> None:
+    # "a": true boundary at 3; predicted 1, 2 (inside walking) and 3; "b": 1, 2 inside sitting
+    fine = _run("fine", {"a": [0, 1, 0, 1, 1, 1], "b": [1, 0, 1, 1]})
+    rows = stray_boundary_table([fine])
+    assert [(r["label"], r["frames"], r["stray_boundaries"]) for r in rows] == [
+        ("walking", 3, 2), ("sitting", 7, 2),
+    ]  # fmt: skip
+    assert rows[0]["per_1000_frames"] == pytest.approx(1000 * 2 / 3)
+    fine.patch_size = 1  # boundary 2 is now one frame from the true one
+    assert [r["stray_boundaries"] for r in stray_boundary_table([fine])] == [1, 2]

@@ -23,6 +23,7 @@ from histvq.metrics import (
     segment_lengths,
     segment_statistics,
     segmentation_scores,
+    stray_boundaries_by_label,
 )
 from histvq.metrics import functional as F
 
@@ -508,6 +509,18 @@ def test_boundary_agreement_matches_pairwise_distances_on_random_cases():
             assert result["precision"] == near / len(pb)
         if gb:
             assert result["recall"] == found / len(gb)
+
+
+def test_stray_boundaries_by_label_hand_checked():
+    # true: label 0 on frames 0-5, label 1 on 6-9 (boundary 6); label 2 absent
+    gt = np.array([0, 0, 0, 0, 0, 0, 1, 1, 1, 1])
+    pred = np.array([5, 5, 6, 6, 6, 7, 7, 8, 9, 9])  # boundaries 2, 5, 7, 8
+    exact = stray_boundaries_by_label([pred], [gt], tolerance=0)
+    assert exact == {0: (2, 6), 1: (2, 4)}  # 2, 5 inside label 0; 7, 8 inside label 1
+    one = stray_boundaries_by_label([pred], [gt], tolerance=1)  # 5 and 7 are one frame off
+    assert one == {0: (1, 6), 1: (1, 4)}
+    two = stray_boundaries_by_label([pred, np.array([3, 3])], [gt, np.array([1, 1])], 2)
+    assert two == {0: (1, 6), 1: (0, 6)}  # 8 is two frames off; the second adds 2 frames
 
 
 @pytest.mark.parametrize(

@@ -31,6 +31,7 @@ _LAZY = {
     "segment_lengths": "functional",
     "segment_statistics": "functional",
     "segmentation_scores": "functional",
+    "stray_boundaries_by_label": "functional",
     "SegmentationMetrics": "segmentation",
 }
 

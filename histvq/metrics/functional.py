@@ -53,6 +53,7 @@ from histvq.metrics.segments import (
     segment_bounds,
     segment_lengths,
     segment_statistics,
+    stray_boundaries_by_label,
 )
 
 __all__ = [
@@ -69,6 +70,7 @@ __all__ = [
     "segment_lengths",
     "segment_statistics",
     "segmentation_scores",
+    "stray_boundaries_by_label",
     "unmatched_id",
 ]
 

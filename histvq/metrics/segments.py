@@ -138,14 +138,34 @@ def _boundaries(labels: np.ndarray) -> np.ndarray:
     return np.flatnonzero(labels[1:] != labels[:-1]) + 1
 
 
-def _within(points: np.ndarray, references: np.ndarray, tolerance: int) -> int:
-    """How many of ``points`` lie within ``tolerance`` frames of a sorted reference point."""
+def _near(points: np.ndarray, references: np.ndarray, tolerance: int) -> np.ndarray:
+    """Which of ``points`` lie within ``tolerance`` frames of a sorted reference point."""
     if points.size == 0 or references.size == 0:
-        return 0
+        return np.zeros(points.size, dtype=bool)
     right = np.searchsorted(references, points).clip(max=references.size - 1)
     left = (right - 1).clip(min=0)
     distance = np.minimum(np.abs(references[right] - points), np.abs(references[left] - points))
-    return int(np.count_nonzero(distance <= tolerance))
+    return distance <= tolerance
+
+
+def _paired_boundaries(
+    predictions: Sequence[np.ndarray], targets: Sequence[np.ndarray], tolerance: int
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Validated (prediction, target) pairs of equal length, and a valid tolerance."""
+    preds = _as_label_arrays("predictions", predictions)
+    gts = _as_label_arrays("targets", targets)
+    if len(preds) != len(gts):
+        raise MetricInputError(f"{len(preds)} predictions but {len(gts)} targets")
+    if isinstance(tolerance, bool) or not isinstance(tolerance, (int, np.integer)):
+        raise MetricInputError(f"tolerance must be an integer, got {tolerance!r}")
+    if tolerance < 0:
+        raise MetricInputError(f"tolerance must be non-negative, got {tolerance}")
+    for index, (pred, gt) in enumerate(zip(preds, gts, strict=True)):
+        if pred.shape != gt.shape:
+            raise MetricInputError(
+                f"predictions[{index}] has {pred.size} frames but targets[{index}] {gt.size}"
+            )
+    return list(zip(preds, gts, strict=True))
 
 
 def boundary_agreement(
@@ -159,26 +179,14 @@ def boundary_agreement(
     within ``tolerance`` frames of a predicted one; NaN without true boundaries) and both
     counts. Labels are compared as they are (no matching): a boundary is any change of value.
     """
-    preds = _as_label_arrays("predictions", predictions)
-    gts = _as_label_arrays("targets", targets)
-    if len(preds) != len(gts):
-        raise MetricInputError(f"{len(preds)} predictions but {len(gts)} targets")
-    if isinstance(tolerance, bool) or not isinstance(tolerance, (int, np.integer)):
-        raise MetricInputError(f"tolerance must be an integer, got {tolerance!r}")
-    if tolerance < 0:
-        raise MetricInputError(f"tolerance must be non-negative, got {tolerance}")
     counts = np.zeros(4, dtype=np.int64)  # predicted, near truth, true, found
-    for index, (pred, gt) in enumerate(zip(preds, gts, strict=True)):
-        if pred.shape != gt.shape:
-            raise MetricInputError(
-                f"predictions[{index}] has {pred.size} frames but targets[{index}] {gt.size}"
-            )
+    for pred, gt in _paired_boundaries(predictions, targets, tolerance):
         predicted, true = _boundaries(pred), _boundaries(gt)
         counts += (
             predicted.size,
-            _within(predicted, true, tolerance),
+            np.count_nonzero(_near(predicted, true, tolerance)),
             true.size,
-            _within(true, predicted, tolerance),
+            np.count_nonzero(_near(true, predicted, tolerance)),
         )
     predicted, near, true, found = (int(c) for c in counts)
     return {
@@ -187,6 +195,24 @@ def boundary_agreement(
         "precision": near / predicted if predicted else np.nan,
         "recall": found / true if true else np.nan,
     }
+
+
+def stray_boundaries_by_label(
+    predictions: Sequence[np.ndarray], targets: Sequence[np.ndarray], tolerance: int
+) -> dict[int, tuple[int, int]]:
+    """Per true label: how many predicted boundaries lie inside its segments farther than
+    ``tolerance`` frames from every true boundary, and how many frames it has; which
+    activities a model cuts into pieces. Labels without frames are absent."""
+    stray: dict[int, int] = {}
+    frames: dict[int, int] = {}
+    for pred, gt in _paired_boundaries(predictions, targets, tolerance):
+        predicted = _boundaries(pred)
+        inside = gt[predicted[~_near(predicted, _boundaries(gt), tolerance)]]
+        for label, count in zip(*np.unique(inside, return_counts=True), strict=True):
+            stray[int(label)] = stray.get(int(label), 0) + int(count)
+        for label, count in zip(*np.unique(gt, return_counts=True), strict=True):
+            frames[int(label)] = frames.get(int(label), 0) + int(count)
+    return {label: (stray.get(label, 0), frames[label]) for label in sorted(frames)}
 
 
 def _concatenate(arrays: list[np.ndarray]) -> np.ndarray:
