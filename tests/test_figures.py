@@ -11,6 +11,7 @@ import pytest
 from histvq.figures import (
     RunLabels,
     draw,
+    load_run_labels,
     patch_oracle_table,
     segment_table,
     stray_boundary_table,
@@ -94,3 +95,26 @@ def test_stray_boundary_table_names_the_activities_cut_into_pieces() -> None:
     assert rows[0]["per_1000_frames"] == pytest.approx(1000 * 2 / 3)
     fine.patch_size = 1  # boundary 2 is now one frame from the true one
     assert [r["stray_boundaries"] for r in stray_boundary_table([fine])] == [1, 2]
+
+
+def test_a_run_reads_its_relative_dataset_path_from_where_it_was_trained(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    launch, run = tmp_path / "project", tmp_path / "runs" / "r0"
+    dataset = launch / "data" / "toy"
+    for folder in ("mapping", "groundTruth"):
+        (dataset / folder).mkdir(parents=True)
+    (dataset / "mapping" / "mapping.txt").write_text("0 walking\n1 sitting\n")
+    (dataset / "groundTruth" / "s.txt").write_text("walking\nwalking\nsitting\n")
+    (run / ".hydra").mkdir(parents=True)
+    (run / ".hydra" / "config.yaml").write_text(
+        "dataset:\n  data_dir: data\n  name: toy\n  patch_size: 2\n"
+    )
+    (run / ".hydra" / "hydra.yaml").write_text(f"hydra:\n  runtime:\n    cwd: {launch}\n")
+    (run / "predictions").mkdir()
+    (run / "predictions" / "s.txt").write_text("walking\ncluster_3\nsitting\n")
+    monkeypatch.chdir(tmp_path)  # not the folder training started from
+    labels = load_run_labels("model", run)
+    assert labels.patch_size == 2
+    assert labels.targets["s"].tolist() == [0, 0, 1]
+    assert labels.predictions["s"][[0, 2]].tolist() == [0, 1] and labels.predictions["s"][1] < 0

@@ -1,0 +1,123 @@
+"""The numbers behind the comparison figures, one CSV each: how finely runs segment
+against the ground truth, where their boundaries fall, and what the patch grid alone costs."""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from histvq.figures.run_labels import RunLabels
+from histvq.metrics import (
+    boundary_agreement,
+    patch_majority,
+    segment_statistics,
+    segmentation_scores,
+    stray_boundaries_by_label,
+)
+from histvq.metrics.names import METRIC_KEYS
+
+SEGMENT_COLUMNS = (
+    "source", "sequences", "segments", "segments_per_sequence", "ratio_to_ground_truth",
+    "median", "p10", "p90", "boundary_tolerance", "boundary_precision", "boundary_recall",
+)  # fmt: skip
+
+
+def segment_table(runs: Sequence[RunLabels]) -> list[dict[str, str | float]]:
+    """One row per source (the ground truth of the first run's sequences, then every run):
+    how finely it segments, with its segments per sequence relative to the ground truth's,
+    and how many of its boundaries lie within one patch of a true one and the reverse
+    (:func:`boundary_agreement`; tolerance the first run's patch size, 0 when unknown):
+    extra segments at true transitions or inside an activity."""
+    reference = runs[0]
+    tolerance = reference.patch_size or 0
+    sources = [("ground truth", reference.targets, reference.targets)]
+    sources += [(run.name, run.predictions, run.targets) for run in runs]
+    rows: list[dict[str, str | float]] = []
+    for name, labels, targets in sources:
+        names = list(labels)
+        agreement = boundary_agreement(
+            [labels[k] for k in names], [targets[k] for k in names], tolerance
+        )
+        row: dict[str, str | float] = {
+            "source": name,
+            **segment_statistics([labels[k] for k in names]),
+            "boundary_tolerance": tolerance,
+            "boundary_precision": agreement["precision"],
+            "boundary_recall": agreement["recall"],
+        }
+        rows.append(row)
+    truth = float(rows[0]["segments_per_sequence"])
+    for row in rows:
+        row["ratio_to_ground_truth"] = float(row["segments_per_sequence"]) / truth
+    return rows
+
+
+STRAY_COLUMNS = (
+    "source", "label", "frames", "boundary_tolerance", "stray_boundaries", "per_1000_frames",
+)  # fmt: skip
+
+
+def stray_boundary_table(runs: Sequence[RunLabels]) -> list[dict[str, str | float]]:
+    """One row per run and true label: the run's predicted boundaries inside that label's
+    segments, farther than one patch (the first run's patch size, 0 when unknown) from any
+    true boundary (:func:`stray_boundaries_by_label`), and their rate per 1,000 frames of
+    the label: which activities a model cuts into pieces."""
+    tolerance = runs[0].patch_size or 0
+    rows: list[dict[str, str | float]] = []
+    for run in runs:
+        names = list(run.predictions)
+        counts = stray_boundaries_by_label(
+            [run.predictions[k] for k in names], [run.targets[k] for k in names], tolerance
+        )
+        for label, (stray, frames) in counts.items():
+            rows.append({
+                "source": run.name,
+                "label": run.label_names.get(label, str(label)),
+                "frames": frames,
+                "boundary_tolerance": tolerance,
+                "stray_boundaries": stray,
+                "per_1000_frames": 1000.0 * stray / frames,
+            })  # fmt: skip
+    return rows
+
+
+PATCH_ORACLE_COLUMNS = ("source", "patch_size", "segments_per_sequence", *METRIC_KEYS)
+
+
+def patch_oracle_table(
+    targets: Sequence[np.ndarray], patch_sizes: Sequence[int]
+) -> list[dict[str, str | float]]:
+    """One row per patch size: the scores (global matching) and segments per sequence of the
+    ground truth relabelled with its majority label per patch (:func:`patch_majority`), the
+    best MoF any model that labels whole patches can reach; the other scores show what the
+    patch grid alone costs them."""
+    rows: list[dict[str, str | float]] = []
+    for size in patch_sizes:
+        relabelled = [patch_majority(labels, size) for labels in targets]
+        stats = segment_statistics(relabelled)
+        rows.append({
+            "source": f"ground truth, majority label per {size}-frame patch",
+            "patch_size": size,
+            "segments_per_sequence": stats["segments_per_sequence"],
+            **segmentation_scores(relabelled, list(targets)),
+        })  # fmt: skip
+    return rows
+
+
+def write_segment_table(
+    rows: Sequence[dict[str, str | float]], path: Path, columns: Sequence[str] = SEGMENT_COLUMNS
+) -> Path:
+    """The rows of :func:`segment_table` (or any rows with ``columns``) as CSV (numbers
+    rounded to 0.01)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(columns))
+        writer.writeheader()
+        for row in rows:
+            writer.writerow(
+                {k: (round(v, 2) if isinstance(v, float) else v) for k, v in row.items()}
+            )
+    return path
