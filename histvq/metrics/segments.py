@@ -135,7 +135,7 @@ def patch_majority(labels: np.ndarray, patch_size: int) -> np.ndarray:
 
 def _boundaries(labels: np.ndarray) -> np.ndarray:
     """Frames where a new segment starts (the first frame excluded)."""
-    return np.flatnonzero(labels[1:] != labels[:-1]) + 1
+    return segment_bounds(labels)[1][1:]
 
 
 def _near(points: np.ndarray, references: np.ndarray, tolerance: int) -> np.ndarray:
