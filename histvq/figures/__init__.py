@@ -27,7 +27,7 @@ from histvq.figures.tables import (
     patch_oracle_table,
     segment_table,
     stray_boundary_table,
-    write_segment_table,
+    write_table,
 )
 
 __all__ = [
@@ -37,5 +37,5 @@ __all__ = [
     "patch_oracle_table",
     "segment_table",
     "stray_boundary_table",
-    "write_segment_table",
+    "write_table",
 ]

@@ -14,7 +14,7 @@ from histvq.figures.tables import (
     patch_oracle_table,
     segment_table,
     stray_boundary_table,
-    write_segment_table,
+    write_table,
 )
 from histvq.metrics import segment_lengths
 
@@ -30,15 +30,15 @@ def draw(runs: Sequence[RunLabels], sequences: Sequence[str], out: Path, prefix:
         plot_length_distributions(
             lengths, out / f"{prefix}_segment_lengths.png", title="Segment lengths"
         ),
-        write_segment_table(segment_table(runs), out / f"{prefix}_segments.csv"),
-        write_segment_table(
+        write_table(segment_table(runs), out / f"{prefix}_segments.csv"),
+        write_table(
             stray_boundary_table(runs), out / f"{prefix}_stray_boundaries.csv", STRAY_COLUMNS
         ),
     ]
     if reference.patch_size is not None:
         oracle = patch_oracle_table(list(reference.targets.values()), [reference.patch_size])
         path = out / f"{prefix}_patch_oracle.csv"
-        written.append(write_segment_table(oracle, path, PATCH_ORACLE_COLUMNS))
+        written.append(write_table(oracle, path, PATCH_ORACLE_COLUMNS))
     for sequence in sequences:
         missing = [run.name for run in runs if sequence not in run.predictions]
         if missing:

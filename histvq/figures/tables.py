@@ -25,6 +25,19 @@ SEGMENT_COLUMNS = (
 )  # fmt: skip
 
 
+def _boundary_tolerance(runs: Sequence[RunLabels]) -> int:
+    """How far (frames) a boundary may sit from a true one and still count as at it: one
+    patch of the first run, 0 when its patch size is unknown."""
+    return runs[0].patch_size or 0
+
+
+def _aligned(
+    labels: dict[str, np.ndarray], targets: dict[str, np.ndarray]
+) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """The label arrays of ``labels`` and the targets of the same sequences, in one order."""
+    return list(labels.values()), [targets[name] for name in labels]
+
+
 def segment_table(runs: Sequence[RunLabels]) -> list[dict[str, str | float]]:
     """One row per source (the ground truth of the first run's sequences, then every run):
     how finely it segments, with its segments per sequence relative to the ground truth's,
@@ -32,18 +45,16 @@ def segment_table(runs: Sequence[RunLabels]) -> list[dict[str, str | float]]:
     (:func:`boundary_agreement`; tolerance the first run's patch size, 0 when unknown):
     extra segments at true transitions or inside an activity."""
     reference = runs[0]
-    tolerance = reference.patch_size or 0
+    tolerance = _boundary_tolerance(runs)
     sources = [("ground truth", reference.targets, reference.targets)]
     sources += [(run.name, run.predictions, run.targets) for run in runs]
     rows: list[dict[str, str | float]] = []
     for name, labels, targets in sources:
-        names = list(labels)
-        agreement = boundary_agreement(
-            [labels[k] for k in names], [targets[k] for k in names], tolerance
-        )
+        predicted, true = _aligned(labels, targets)
+        agreement = boundary_agreement(predicted, true, tolerance)
         row: dict[str, str | float] = {
             "source": name,
-            **segment_statistics([labels[k] for k in names]),
+            **segment_statistics(predicted),
             "boundary_tolerance": tolerance,
             "boundary_precision": agreement["precision"],
             "boundary_recall": agreement["recall"],
@@ -65,13 +76,10 @@ def stray_boundary_table(runs: Sequence[RunLabels]) -> list[dict[str, str | floa
     segments, farther than one patch (the first run's patch size, 0 when unknown) from any
     true boundary (:func:`stray_boundaries_by_label`), and their rate per 1,000 frames of
     the label: which activities a model cuts into pieces."""
-    tolerance = runs[0].patch_size or 0
+    tolerance = _boundary_tolerance(runs)
     rows: list[dict[str, str | float]] = []
     for run in runs:
-        names = list(run.predictions)
-        counts = stray_boundaries_by_label(
-            [run.predictions[k] for k in names], [run.targets[k] for k in names], tolerance
-        )
+        counts = stray_boundaries_by_label(*_aligned(run.predictions, run.targets), tolerance)
         for label, (stray, frames) in counts.items():
             rows.append({
                 "source": run.name,
@@ -107,11 +115,10 @@ def patch_oracle_table(
     return rows
 
 
-def write_segment_table(
+def write_table(
     rows: Sequence[dict[str, str | float]], path: Path, columns: Sequence[str] = SEGMENT_COLUMNS
 ) -> Path:
-    """The rows of :func:`segment_table` (or any rows with ``columns``) as CSV (numbers
-    rounded to 0.01)."""
+    """Rows of one of the tables above as CSV with ``columns`` (numbers rounded to 0.01)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(columns))
