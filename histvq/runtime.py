@@ -63,6 +63,15 @@ class _DropMessages(logging.Filter):
         return not any(fragment in message for fragment in self.fragments)
 
 
+def destroy_process_group_if_initialized() -> None:
+    """Tear down this process's ``torch.distributed`` group, if it has one, so its
+    communication threads stop before the interpreter shuts down."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+
+
 def quiet_third_party_notices() -> None:
     """Hide library notices that runs would print and no user can act on: a deprecation
     inside Lightning's own pytree helper, Lightning's advertising tip, and Hydra's note that

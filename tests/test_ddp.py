@@ -171,6 +171,36 @@ def test_two_process_training_matches_single_process_evaluation(
     assert single == metrics
 
 
+WORKER_EXIT = """
+import torch, torch.distributed as dist
+from types import SimpleNamespace
+from histvq.callbacks.runtime import ProcessSetup
+
+dist.init_process_group("gloo", init_method="tcp://127.0.0.1:{port}", rank=0, world_size=1)
+destroy = dist.destroy_process_group
+def reporting_destroy(*args, **kwargs):
+    destroy(*args, **kwargs)
+    print("destroyed; initialized:", dist.is_initialized())
+dist.destroy_process_group = reporting_destroy
+trainer = SimpleNamespace(world_size={world}, strategy=SimpleNamespace(root_device=torch.device("cpu")))
+for stage in ("fit", "validate"):  # set up twice: still one teardown
+    ProcessSetup(keep_cpu_memory=False).setup(trainer, None, stage)
+print("training done")
+"""
+
+
+@pytest.mark.parametrize("world", [1, 2])
+def test_training_process_destroys_its_process_group_at_exit(world: int) -> None:
+    """A process of a multi-process run tears its process group down when it exits (once);
+    a single-process run's is left alone."""
+    script = WORKER_EXIT.format(port=_free_port(), world=world)
+    result = run_script(["-c", script], timeout=120)
+    assert result.returncode == 0, result.stderr[-3000:]
+    lines = result.stdout.splitlines()
+    expected = ["destroyed; initialized: False"] if world > 1 else []
+    assert lines == ["training done", *expected]
+
+
 @pytest.mark.ddp
 def test_subprocess_ddp_under_multirun_creates_no_extra_folders(tmp_path: Path) -> None:
     """strategy=ddp re-runs the command line for rank 1; under -m that must not start a

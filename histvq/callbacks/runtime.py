@@ -2,18 +2,28 @@
 
 from __future__ import annotations
 
+import atexit
 from typing import Any
 
 import lightning as L
 from lightning.pytorch.callbacks import Callback
 
 from histvq.errors import ConfigError
-from histvq.runtime import RUN_ID_VARIABLE, keep_cpu_memory_in_process
+from histvq.runtime import (
+    RUN_ID_VARIABLE,
+    destroy_process_group_if_initialized,
+    keep_cpu_memory_in_process,
+)
 
 
 class ProcessSetup(Callback):
-    """Applies :func:`histvq.runtime.keep_cpu_memory_in_process` in each process that trains
-    (spawned DDP workers start as fresh interpreters and would otherwise miss it)."""
+    """In each process that trains (spawned DDP workers start as fresh interpreters):
+
+    - applies :func:`histvq.runtime.keep_cpu_memory_in_process`;
+    - in a multi-process run, destroys the process group when the process exits. Lightning
+      does this for NCCL only; a gloo group left to the interpreter's shutdown can abort a
+      spawned worker ("terminate called without an active exception") after a successful run.
+    """
 
     def __init__(self, keep_cpu_memory: bool = True):
         super().__init__()
@@ -22,6 +32,9 @@ class ProcessSetup(Callback):
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         if self.keep_cpu_memory and trainer.strategy.root_device.type == "cpu":
             keep_cpu_memory_in_process()
+        if trainer.world_size > 1:
+            atexit.unregister(destroy_process_group_if_initialized)  # once per process
+            atexit.register(destroy_process_group_if_initialized)
 
 
 class SharedRunSetup(Callback):
