@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from conftest import run_script
 
 
@@ -86,7 +87,7 @@ def test_profile_reports_the_parts_of_a_training_step(tmp_path: Path) -> None:
     result = run_script(
         [
             "-m", "histvq.benchmark", "profile", "--data-dir", str(tmp_path / "data"),
-            "--dataset", "synthetic", "--models", "histvq", "--steps", "2", "--warmup", "1",
+            "--dataset", "synthetic", "--model", "histvq", "--steps", "2", "--warmup", "1",
             "--device", "cpu", "--trace", str(tmp_path / "trace.json"),
             "--override", "dataset.generator.num_sequences=4",
             "--override", "dataset.generator.max_actions=3",
@@ -108,7 +109,7 @@ def test_diagnose_reports_terms_and_codebook_use(tmp_path: Path) -> None:
     result = run_script(
         [
             "-m", "histvq.benchmark", "diagnose", "--data-dir", str(tmp_path / "data"),
-            "--dataset", "synthetic", "--models", "histvq", "--steps", "2",
+            "--dataset", "synthetic", "--model", "histvq", "--steps", "2",
             "--report-every", "1", "--device", "cpu",
             "--override", "dataset.generator.num_sequences=4",
             "--override", "dataset.generator.max_actions=3",
@@ -124,3 +125,28 @@ def test_diagnose_reports_terms_and_codebook_use(tmp_path: Path) -> None:
         for term in ("commit_l1", "commit_l2", "spatial", "temporal"):
             assert f"{term} " in line and "(grad " in line
         assert " L1 " in line and " L2 " in line and "/12 ppl" in line  # 2K = 12 codes
+
+
+@pytest.mark.parametrize(
+    ("subcommand", "options", "message"),
+    [
+        ("profile", ["--models", "smq,histvq"], "--model: one model at a time"),
+        ("diagnose", ["--model", "smq,histvq"], "--model: one model at a time"),
+        ("profile", ["--parallel", "2"], "unrecognized arguments: --parallel 2"),
+        ("diagnose", ["--precisions", "bf16-mixed"], "unrecognized arguments: --precisions"),
+        ("profile", ["--precision", "16-mixed"], "invalid choice: '16-mixed'"),
+    ],
+)
+def test_profile_and_diagnose_refuse_options_they_would_ignore(
+    tmp_path: Path, subcommand: str, options: list[str], message: str
+) -> None:
+    """A list of models, or a training-benchmark option (parallel jobs, several precisions),
+    is an error naming the option, not silently reduced to its first item or dropped."""
+    result = run_script(
+        ["-m", "histvq.benchmark", subcommand, "--data-dir", str(tmp_path), "--device", "cpu",
+         *options],
+        timeout=120,
+    )  # fmt: skip
+    assert result.returncode != 0
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr

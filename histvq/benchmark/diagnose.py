@@ -17,8 +17,13 @@ from typing import Any
 
 import torch
 
-from histvq.benchmark.training import _data_overrides, _device
-from histvq.benchmark.training import add_arguments as _train_args
+from histvq.benchmark.training import (
+    _data_overrides,
+    _device,
+    add_data_arguments,
+    add_single_model_argument,
+    single_model,
+)
 from histvq.models.steps import loss_shares, term_share
 
 NAME = "diagnose"
@@ -26,7 +31,8 @@ HELP = "per-term gradient norms at the encoder and codebook use per level over t
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    _train_args(parser)
+    add_data_arguments(parser)
+    add_single_model_argument(parser)
     parser.add_argument("--steps", type=int, default=100, help="training steps")
     parser.add_argument("--report-every", type=int, default=20, help="report every N steps")
 
@@ -78,9 +84,9 @@ def codebook_use(model: Any, batch: dict[str, Any]) -> list[tuple[int, int, floa
 def run(args: argparse.Namespace) -> int:
     from histvq.benchmark.worker import endless_batches, setup_run
 
+    model_name = single_model(args)
     device = _device(args.device)
     overrides, setting = _data_overrides(args)
-    model_name = args.model or args.models.split(",")[0]
     spec = {"overrides": [*overrides, f"model={model_name}", *args.override], "device": device}
     datamodule, model, optimizer, torch_device, autocast = setup_run(spec)
 

@@ -15,8 +15,13 @@ import argparse
 from collections import defaultdict
 from typing import Any
 
-from histvq.benchmark.training import _data_overrides, _device
-from histvq.benchmark.training import add_arguments as _train_args
+from histvq.benchmark.training import (
+    _data_overrides,
+    _device,
+    add_data_arguments,
+    add_single_model_argument,
+    single_model,
+)
 
 NAME = "profile"
 HELP = "per-part time of a training step (torch profiler), host synchronisations, top kernels"
@@ -31,7 +36,12 @@ SYNCHRONISING = (
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    _train_args(parser)
+    add_data_arguments(parser)
+    add_single_model_argument(parser)
+    parser.add_argument(
+        "--precision", "--precisions", dest="precision", default="32-true",
+        choices=("32-true", "bf16-mixed"), help="training precision",
+    )  # fmt: skip
     parser.add_argument("--steps", type=int, default=10, help="profiled training steps")
     parser.add_argument("--warmup", type=int, default=3, help="unprofiled steps first")
     parser.add_argument("--trace", default=None, help="also write a Chrome trace here")
@@ -43,10 +53,10 @@ def run(args: argparse.Namespace) -> int:
 
     from histvq.benchmark.worker import endless_batches, setup_run
 
+    model_name = single_model(args)
     device = _device(args.device)
     overrides, setting = _data_overrides(args)
-    model_name = args.model or args.models.split(",")[0]
-    precision = args.precisions.split(",")[0]
+    precision = args.precision
     spec = {
         "overrides": [*overrides, f"model={model_name}", *args.override],
         "device": device,

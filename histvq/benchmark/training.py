@@ -59,16 +59,42 @@ REFERENCE_FPS = {"cpu": 700.0, "cuda": 340_000.0}
 REFERENCE_RSS_GB = 9.0
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
+def add_data_arguments(parser: argparse.ArgumentParser) -> None:
+    """Where the data comes from, where it runs and extra overrides: the options every
+    benchmark subcommand shares."""
     parser.add_argument("--data-dir", type=Path, help="root of prepared datasets")
     parser.add_argument("--dataset", default=None, help="dataset config (default: hugadb)")
     parser.add_argument("--name", default=None, help="prepared folder under --data-dir")
-    parser.add_argument("--model", default=None, help="alias of --models with one model")
-    parser.add_argument("--models", default="smq", help="comma-separated model configs")
     parser.add_argument(
         "--device", default="auto", choices=("auto", "cpu", "cuda"),
         help="where to train (auto: cuda when available)",
     )  # fmt: skip
+    parser.add_argument(
+        "--override", action="append", default=[], metavar="KEY=VALUE",
+        help="extra Hydra override (repeatable)",
+    )  # fmt: skip
+    parser.add_argument("--hugadb-archive", type=Path, default=DEFAULT_ARCHIVE)
+    parser.add_argument("--every", type=int, default=10, help="HuGaDB subset: every Nth file")
+
+
+def add_single_model_argument(parser: argparse.ArgumentParser) -> None:
+    """``--model`` for the subcommands that study one model (``--models`` is accepted as an
+    alias, one name only)."""
+    parser.add_argument("--model", "--models", dest="model", default="smq", help="model config")
+
+
+def single_model(args: argparse.Namespace) -> str:
+    """The one model a profile or diagnosis studies; a list is an error, not its first item."""
+    models = _listed(args.model, "model")
+    if len(models) > 1:
+        raise ConfigError(f"--model: one model at a time, got {args.model!r}")
+    return models[0]
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_data_arguments(parser)
+    parser.add_argument("--model", default=None, help="alias of --models with one model")
+    parser.add_argument("--models", default="smq", help="comma-separated model configs")
     parser.add_argument(
         "--precisions", default="32-true", help="comma-separated: 32-true, bf16-mixed"
     )
@@ -79,12 +105,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--reference-fps", type=float, default=None,
         help="reference training frames/s for the ratio column (default: SMQ's on the device)",
     )  # fmt: skip
-    parser.add_argument(
-        "--override", action="append", default=[], metavar="KEY=VALUE",
-        help="extra Hydra override (repeatable)",
-    )  # fmt: skip
-    parser.add_argument("--hugadb-archive", type=Path, default=DEFAULT_ARCHIVE)
-    parser.add_argument("--every", type=int, default=10, help="HuGaDB subset: every Nth file")
     parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--max-batches", type=int, default=None, help="stop each epoch early")
     parser.add_argument(
