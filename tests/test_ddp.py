@@ -149,12 +149,15 @@ def test_eval_shards_hold_every_sequence_exactly_once(replicas: int) -> None:
 
 @pytest.mark.ddp
 def test_two_process_training_matches_single_process_evaluation(
-    tiny_train_config, tmp_path: Path
+    tiny_train_config, tmp_path: Path, capfd: pytest.CaptureFixture[str]
 ) -> None:
     """trainer=ddp_cpu (spawn, gloo): trains, evaluates every sequence once, and the metrics
-    equal a single-process evaluation of its checkpoint."""
+    equal a single-process evaluation of its checkpoint. The four sequences make one
+    evaluation batch, so rank 1's shard is empty: it joins the metric's gather without a
+    "compute before update" warning."""
     cfg = tiny_train_config("ddp", "trainer=ddp_cpu", "trainer.devices=2")
     metrics = train_and_evaluate(cfg)
+    assert "was called before the ``update`` method" not in capfd.readouterr().err
     run = Path(cfg.paths.output_dir)
     assert metrics is not None and metrics == json.loads((run / "metrics.json").read_text())
     assert metrics["num_sequences"] == 4

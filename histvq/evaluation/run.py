@@ -8,6 +8,7 @@ composition or the file listing order.
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
@@ -48,7 +49,11 @@ def evaluate_module(
             torch.tensor(indices, device=device),
             torch.tensor([groups[i] for i in indices], device=device),
         )
-    scores = metric.compute()
+    with warnings.catch_warnings():
+        # A process whose shard is empty (fewer eval batches than processes) still joins the
+        # collective compute; torchmetrics' "compute before update" warning does not apply.
+        warnings.filterwarnings("ignore", message=".*was called before the ``update`` method")
+        scores = metric.compute()
     ids, predictions, targets, _ = metric.sequences()
     metrics = {m: {k: float(scores[f"{m}/{k}"]) for k in METRIC_KEYS} for m in MATCHINGS}
     return EvaluationResult(
