@@ -25,7 +25,7 @@ from histvq.loggers import finish_wandb
 from histvq.metrics.names import MATCHINGS, METRIC_KEYS, METRICS_FILE
 from histvq.models import build_model
 from histvq.models.checkpoint import load_trained
-from histvq.runtime import quiet_third_party_notices
+from histvq.runtime import destroy_process_group_if_initialized, quiet_third_party_notices
 from histvq.spec import DataSpec
 
 log = logging.getLogger(__name__)
@@ -194,8 +194,7 @@ def relaunch_pinned_to(output_dir: Path) -> Iterator[None]:
                 hydra_cfg.run.dir = saved_dir
         os.environ.clear()
         os.environ.update(saved_env)
-        if torch.distributed.is_available() and torch.distributed.is_initialized():
-            torch.distributed.destroy_process_group()
+        destroy_process_group_if_initialized()
 
 
 def _hydra_config() -> DictConfig | None:
