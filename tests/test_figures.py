@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from histvq.errors import ConfigError
 from histvq.figures import (
     RunLabels,
     draw,
@@ -97,9 +98,9 @@ def test_stray_boundary_table_names_the_activities_cut_into_pieces() -> None:
     assert [r["stray_boundaries"] for r in stray_boundary_table([fine])] == [1, 2]
 
 
-def test_a_run_reads_its_relative_dataset_path_from_where_it_was_trained(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def _toy_run(tmp_path: Path) -> tuple[Path, Path]:
+    """A run folder trained from ``<tmp>/project`` on the relative dataset ``data/toy``;
+    returns (run folder, dataset folder)."""
     launch, run = tmp_path / "project", tmp_path / "runs" / "r0"
     dataset = launch / "data" / "toy"
     for folder in ("mapping", "groundTruth"):
@@ -113,8 +114,28 @@ def test_a_run_reads_its_relative_dataset_path_from_where_it_was_trained(
     (run / ".hydra" / "hydra.yaml").write_text(f"hydra:\n  runtime:\n    cwd: {launch}\n")
     (run / "predictions").mkdir()
     (run / "predictions" / "s.txt").write_text("walking\ncluster_3\nsitting\n")
+    return run, dataset
+
+
+def test_a_run_reads_its_relative_dataset_path_from_where_it_was_trained(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run, _ = _toy_run(tmp_path)
     monkeypatch.chdir(tmp_path)  # not the folder training started from
     labels = load_run_labels("model", run)
     assert labels.patch_size == 2
     assert labels.targets["s"].tolist() == [0, 0, 1]
     assert labels.predictions["s"][[0, 2]].tolist() == [0, 1] and labels.predictions["s"][1] < 0
+
+
+def test_a_run_whose_dataset_lost_or_changed_its_ground_truth_is_a_clear_error(
+    tmp_path: Path,
+) -> None:
+    run, dataset = _toy_run(tmp_path)
+    truth = dataset / "groundTruth" / "s.txt"
+    truth.write_text("walking\nrunning\nsitting\n")
+    with pytest.raises(ConfigError, match=r"s\.txt: labels \['running'\] are not in the dataset"):
+        load_run_labels("model", run)
+    truth.unlink()
+    with pytest.raises(ConfigError, match=r"s\.txt: the run's dataset has no ground truth"):
+        load_run_labels("model", run)

@@ -78,7 +78,13 @@ def load_run_labels(name: str, run: Path) -> RunLabels:
     for file in files:
         names = read_labels(file)
         predictions[file.stem] = np.array([_label_id(n, ids, file) for n in names], np.int64)
-        target = read_labels(folder / LABELS_DIR / file.name)
+        truth = folder / LABELS_DIR / file.name
+        if not truth.is_file():
+            raise ConfigError(f"{file}: the run's dataset has no ground truth {truth}")
+        target = read_labels(truth)
+        unknown = sorted(set(target) - ids.keys())
+        if unknown:
+            raise ConfigError(f"{truth}: labels {unknown} are not in the dataset's mapping")
         targets[file.stem] = np.array([ids[n] for n in target], dtype=np.int64)
         if targets[file.stem].size != predictions[file.stem].size:
             raise ConfigError(f"{file}: {len(names)} frames but the ground truth has {len(target)}")
