@@ -22,6 +22,7 @@ from histvq.report import (
     summarize,
     summary_table,
 )
+from histvq.report.history import history, value_text
 
 KEYS = ("mof", "edit", "f1@10", "f1@25", "f1@50", "jsd")
 MODEL = {
@@ -376,6 +377,13 @@ def test_real_multirun_sweep(tmp_path: Path) -> None:
         [run] = row.runs
         saved = json.loads((run.path / "metrics.json").read_text())["global"]
         assert {k: c.mean for k, c in row.cells.items()} == saved
+    # The final evaluation is also in each run's CSV log: --history reads it back.
+    logged = history(runs, "eval/global")
+    assert logged.metrics == ["MoF", "Edit", "F1@10", "F1@25", "F1@50", "JSD"]
+    for run in runs:
+        saved = json.loads((run.path / "metrics.json").read_text())["global"]
+        [row] = [r for r in logged.rows if r[-1] == str(run.path)]
+        assert row[-7:-1] == [value_text(str(saved[k])) for k in KEYS]
     cli = run_script(["-m", "histvq.report", str(sweep), "--csv"])
     assert cli.returncode == 0, cli.stderr
     lines = cli.stdout.splitlines()

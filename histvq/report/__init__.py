@@ -6,6 +6,7 @@
     python -m histvq.report outputs/multirun --csv                      # CSV (mean, std, n)
     python -m histvq.report outputs/multirun --paper alpha              # laid out as Table 5
     python -m histvq.report outputs/multirun --matching local
+    python -m histvq.report outputs/multirun --history codebook        # logged while training
 
 A run is a folder holding ``.hydra/`` (written by Hydra) and ``metrics.json`` (written by the
 evaluation). One row per configuration: the first columns are the overrides whose values
@@ -16,8 +17,8 @@ the ablated setting as rows in the paper's order and naming, the datasets as col
 
 The modules, each depending only on those before it: :mod:`.render` (markdown and CSV
 text), :mod:`.runs` (finding and reading run folders), :mod:`.summary` (aggregation over
-seeds), :mod:`.paper` (the paper's table layouts), :mod:`.study` (Optuna sweeps) and
-:mod:`.cli` (the command). The functions (:func:`collect_runs`, :func:`summarize`,
+seeds), :mod:`.history` (what runs logged while training), :mod:`.paper` (the paper's table
+layouts), :mod:`.study` (Optuna sweeps) and :mod:`.cli` (the command). The functions (:func:`collect_runs`, :func:`summarize`,
 :func:`summary_table`, :func:`paper_table`) are the API for other reporters, e.g. posting
 the table to W&B. Nothing here imports torch or lightning.
 """
@@ -26,6 +27,7 @@ from __future__ import annotations
 
 from histvq.metrics.names import MATCHINGS, METRIC_KEYS, METRIC_NAMES
 from histvq.report.cli import build_parser, main, report
+from histvq.report.history import History, history
 from histvq.report.paper import (
     ABLATION_DATASETS,
     COMPONENT_ROWS,
@@ -85,6 +87,7 @@ __all__ = [
     "STUDY_FILE",
     "TRAINING_TASK",
     "Cell",
+    "History",
     "PaperSummary",
     "PaperTable",
     "Row",
@@ -99,6 +102,7 @@ __all__ = [
     "differing_keys",
     "find_run_dirs",
     "find_studies",
+    "history",
     "is_run_dir",
     "load_run",
     "load_study",

@@ -1,4 +1,5 @@
-"""The command line of the report: ``python -m histvq.report DIR [--csv] [--paper TABLE]``.
+"""The command line of the report: ``python -m histvq.report DIR [--csv] [--paper TABLE]``
+(or ``--history GROUP`` for what the runs logged while training).
 
 :func:`report` is what the command prints (table text and notes), kept separate from
 :func:`main` so tests and other reporters get the same text without a subprocess; a
@@ -12,8 +13,9 @@ import argparse
 import os
 from collections.abc import Sequence
 
-from histvq.errors import run_reporting_errors
+from histvq.errors import ConfigError, run_reporting_errors
 from histvq.metrics.names import MATCHINGS
+from histvq.report.history import history
 from histvq.report.paper import PAPER_ALIASES, PaperSummary, paper_summary
 from histvq.report.runs import collect_runs
 from histvq.report.study import find_studies
@@ -27,12 +29,19 @@ def report(
     as_csv: bool = False,
     paper: str | None = None,
     aggregate: bool = True,
+    history_group: str | None = None,
 ) -> tuple[str, list[str]]:
     """(table text, notes) for every run under ``directory``; what the CLI prints.
 
     Optimisation sweeps (Optuna) under ``directory`` add their best parameters and value:
-    after the table, or to the notes with ``as_csv``."""
+    after the table, or to the notes with ``as_csv``. ``history_group`` lists what the runs
+    logged under that group while training instead of their final scores."""
+    if history_group is not None and paper:
+        raise ConfigError("--history and --paper: choose one (a paper table holds final scores)")
     runs = collect_runs(directory)
+    if history_group is not None:
+        logged = history(runs, history_group)
+        return (logged.to_csv() if as_csv else logged.to_markdown()), logged.notes
     summary: Summary | PaperSummary
     if paper:
         summary = paper_summary(runs, paper, matching)
@@ -60,6 +69,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="TABLE",
         help="lay out like the paper's table: table1..table10 or " + ", ".join(PAPER_ALIASES),
     )
+    parser.add_argument(
+        "--history",
+        metavar="GROUP",
+        help="what the runs logged while training, one row per run and logged step, from "
+        "their csv/metrics.csv: codebook (codes used, dead codes, perplexity per level), "
+        "eval/global or eval/local (evaluations during training), train, ...",
+    )
     parser.add_argument("--matching", choices=MATCHINGS, default="global")
     parser.add_argument(
         "--no-aggregate", action="store_true", help="one row per run, seed as a column"
@@ -79,6 +95,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             as_csv=args.csv,
             paper=args.paper,
             aggregate=not args.no_aggregate,
+            history_group=args.history,
         )
         print(text)
         for note in notes:
