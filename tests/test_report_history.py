@@ -9,7 +9,7 @@ from test_report import make_run, scores, table_lines
 
 from histvq.errors import ConfigError, HistvqError
 from histvq.report import collect_runs, main, report
-from histvq.report.history import history, read_log, value_text
+from histvq.report.history import history, plot_history, read_log, value_text
 
 HEADER = (
     "codebook/level1/perplexity,codebook/level1/used_codes,codebook/level2/used_codes,epoch,"
@@ -130,3 +130,54 @@ def test_a_malformed_log_is_an_error_naming_the_file(tmp_path: Path) -> None:
 )  # fmt: skip
 def test_value_text(text: str, expected: str) -> None:
     assert value_text(text) == expected
+
+
+def test_plot_draws_one_panel_per_metric_one_line_per_run(tmp_path: Path, monkeypatch) -> None:
+    two_runs(tmp_path / "runs")
+    logged = history(collect_runs(tmp_path / "runs"), "codebook")
+    assert logged.run_names() == {
+        str(tmp_path / "runs" / "a_histvq"): "model=histvq seed=0",
+        str(tmp_path / "runs" / "b_smq"): "model=smq seed=1",
+    }
+    drawn = {}
+
+    def capture(panels, path, x_label, title):
+        drawn.update(panels=panels, title=title)
+        return path
+
+    monkeypatch.setattr("histvq.evaluation.plotting.plot_metric_curves", capture)
+    plot_history(logged, tmp_path / "unused.png")
+    assert drawn["title"] == "codebook during training"
+    assert drawn["panels"] == {
+        "level1_perplexity": {
+            "model=histvq seed=0": ([4.0, 9.0], [1.0, 4.0]),
+            "model=smq seed=1": ([4.0, 9.0], [2.5, 3.125]),
+        },
+        "level1_used_codes": {
+            "model=histvq seed=0": ([4.0, 9.0], [1.0, 6.0]),
+            "model=smq seed=1": ([4.0, 9.0], [3.0, 4.0]),
+        },
+        "level2_used_codes": {"model=histvq seed=0": ([4.0, 9.0], [1.0, 3.0])},  # SMQ: 1 level
+    }
+
+
+def test_plot_writes_a_png_and_is_named_in_the_notes(tmp_path: Path) -> None:
+    from matplotlib.image import imread
+
+    two_runs(tmp_path / "runs")
+    out = tmp_path / "figures" / "codebook.png"
+    _, notes = report(tmp_path / "runs", history_group="codebook", plot=out)
+    assert notes == [f"curves written to {out}"]
+    image = imread(out)
+    assert image.ndim == 3 and image.shape[0] > 200 and image.shape[1] > 600
+    with pytest.raises(ConfigError, match="--plot: draws a --history GROUP"):
+        report(tmp_path / "runs", plot=out)
+
+
+def test_metric_curves_refuse_bad_input(tmp_path: Path) -> None:
+    from histvq.evaluation.plotting import PlotInputError, plot_metric_curves
+
+    with pytest.raises(PlotInputError, match="no metrics"):
+        plot_metric_curves({}, tmp_path / "x.png")
+    with pytest.raises(PlotInputError, match="mof of run: 2 x values, 1 y values"):
+        plot_metric_curves({"mof": {"run": ([1, 2], [3.0])}}, tmp_path / "x.png")

@@ -1,4 +1,5 @@
-"""Figures for evaluation: segmentation bars and segment-length histograms (PNG files).
+"""Figures for evaluation: segmentation bars, segment-length histograms and metric curves
+(PNG files).
 
 Figures are built on :class:`matplotlib.figure.Figure` with the Agg canvas, never through
 ``pyplot``: nothing is registered in pyplot's global figure list, so plotting inside
@@ -8,13 +9,14 @@ the label id (:func:`label_color`), so every plot of a run, and of different run
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 from matplotlib import colormaps
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
 from histvq.errors import HistvqError
@@ -230,4 +232,43 @@ def plot_length_histograms(
     if title:
         axes.set_title(title)
     figure.tight_layout()
+    return _save(figure, path)
+
+
+def plot_metric_curves(
+    panels: Mapping[str, Mapping[str, tuple[Sequence[float], Sequence[float]]]],
+    path: str | Path,
+    x_label: str = "training step",
+    title: str | None = None,
+) -> Path:
+    """One panel per metric (``panels[metric][series] = (xs, ys)``), one line per series in
+    the same colour on every panel, e.g. codebook use per level over training for several
+    runs. A series with a single point is drawn as a marker."""
+    if not panels:
+        raise PlotInputError("nothing to plot: no metrics given")
+    names = list(dict.fromkeys(name for series in panels.values() for name in series))
+    colours = {name: _PALETTE[number % len(_PALETTE)] for number, name in enumerate(names)}
+    columns = min(3, len(panels))
+    rows = -(-len(panels) // columns)
+    legend_rows = -(-len(names) // 4)
+    legend_height = 0.3 * legend_rows + 0.2  # inches under the panels
+    height = 2.8 * rows + legend_height
+    figure = Figure(figsize=(4.2 * columns, height), dpi=100)
+    grid = figure.subplots(rows, columns, squeeze=False)
+    for axes, (metric, series) in zip(grid.flat, panels.items(), strict=False):
+        for name, (xs, ys) in series.items():
+            if len(xs) != len(ys):
+                raise PlotInputError(f"{metric} of {name}: {len(xs)} x values, {len(ys)} y values")
+            axes.plot(xs, ys, color=colours[name], linewidth=1.2,
+                      marker="o" if len(xs) == 1 else None)  # fmt: skip
+        axes.set_title(metric, fontsize="medium")
+        axes.set_xlabel(x_label)
+    for axes in grid.flat[len(panels) :]:
+        axes.set_visible(False)
+    handles = [Line2D([], [], color=colours[name], linewidth=1.6) for name in names]
+    figure.legend(handles, names, loc="lower center", ncols=min(len(names), 4),
+                  frameon=False, fontsize="small")  # fmt: skip
+    if title:
+        figure.suptitle(title)
+    figure.tight_layout(rect=(0, legend_height / height, 1, 1))
     return _save(figure, path)

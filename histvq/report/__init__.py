@@ -27,7 +27,7 @@ from __future__ import annotations
 
 from histvq.metrics.names import MATCHINGS, METRIC_KEYS, METRIC_NAMES
 from histvq.report.cli import build_parser, main, report
-from histvq.report.history import History, history
+from histvq.report.history import History, history, plot_history
 from histvq.report.paper import (
     ABLATION_DATASETS,
     COMPONENT_ROWS,
@@ -111,6 +111,7 @@ __all__ = [
     "paper_summary",
     "paper_table",
     "paper_table_spec",
+    "plot_history",
     "report",
     "sort_key",
     "summarize",

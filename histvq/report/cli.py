@@ -12,10 +12,11 @@ from __future__ import annotations
 import argparse
 import os
 from collections.abc import Sequence
+from pathlib import Path
 
 from histvq.errors import ConfigError, run_reporting_errors
 from histvq.metrics.names import MATCHINGS
-from histvq.report.history import history
+from histvq.report.history import history, plot_history
 from histvq.report.paper import PAPER_ALIASES, PaperSummary, paper_summary
 from histvq.report.runs import collect_runs
 from histvq.report.study import find_studies
@@ -30,18 +31,25 @@ def report(
     paper: str | None = None,
     aggregate: bool = True,
     history_group: str | None = None,
+    plot: str | os.PathLike[str] | None = None,
 ) -> tuple[str, list[str]]:
     """(table text, notes) for every run under ``directory``; what the CLI prints.
 
     Optimisation sweeps (Optuna) under ``directory`` add their best parameters and value:
     after the table, or to the notes with ``as_csv``. ``history_group`` lists what the runs
-    logged under that group while training instead of their final scores."""
+    logged under that group while training instead of their final scores, and ``plot``
+    draws it as curves to that PNG file (named in the notes)."""
     if history_group is not None and paper:
         raise ConfigError("--history and --paper: choose one (a paper table holds final scores)")
+    if plot is not None and history_group is None:
+        raise ConfigError("--plot: draws a --history GROUP; name the group")
     runs = collect_runs(directory)
     if history_group is not None:
         logged = history(runs, history_group)
-        return (logged.to_csv() if as_csv else logged.to_markdown()), logged.notes
+        notes = list(logged.notes)
+        if plot is not None:
+            notes.append(f"curves written to {plot_history(logged, Path(plot))}")
+        return (logged.to_csv() if as_csv else logged.to_markdown()), notes
     summary: Summary | PaperSummary
     if paper:
         summary = paper_summary(runs, paper, matching)
@@ -76,6 +84,11 @@ def build_parser() -> argparse.ArgumentParser:
         "their csv/metrics.csv: codebook (codes used, dead codes, perplexity per level), "
         "eval/global or eval/local (evaluations during training), train, ...",
     )
+    parser.add_argument(
+        "--plot",
+        metavar="FILE",
+        help="with --history: also draw it as curves (PNG), one panel per metric, one line per run",
+    )
     parser.add_argument("--matching", choices=MATCHINGS, default="global")
     parser.add_argument(
         "--no-aggregate", action="store_true", help="one row per run, seed as a column"
@@ -96,6 +109,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             paper=args.paper,
             aggregate=not args.no_aggregate,
             history_group=args.history,
+            plot=args.plot,
         )
         print(text)
         for note in notes:

@@ -9,7 +9,8 @@ opening every log. Runs still training are included: only the CSV log is read.
 Lightning's CSV logger writes the values of one step over several lines (the step's own
 metrics, then the epoch-end ones); lines of the same (epoch, step) are merged, and a row is
 kept when it holds a value of the group. ``epoch`` is Lightning's epoch index (from 0) and
-``step`` its global step, as in the log.
+``step`` its global step, as in the log. ``--plot FILE`` draws the same rows as curves
+against the step, one panel per metric and one line per run (:func:`plot_history`).
 """
 
 from __future__ import annotations
@@ -50,6 +51,16 @@ class History:
 
     def to_csv(self) -> str:
         return csv_text([*self.header, "run"], self.rows)
+
+    def run_names(self) -> dict[str, str]:
+        """``{run path: legend name}``: the run's values of the override columns
+        (``model=smq seed=1``), or its path when no override differs."""
+        names = {}
+        for row in self.rows:
+            values = row[: len(self.columns)]
+            label = " ".join(f"{c}={v}" for c, v in zip(self.columns, values, strict=True))
+            names.setdefault(row[-1], label or row[-1])
+        return names
 
 
 def value_text(text: str) -> str:
@@ -156,3 +167,24 @@ def history(runs: Sequence[Run], group: str) -> History:
             rows.append([*values, *position, *cells, str(run.path)])
     names = [column_name(m, group) for m in metrics]
     return History(group, columns, names, rows, notes)
+
+
+def plot_history(logged: History, path: Path) -> Path:
+    """``logged`` as curves against the training step: one panel per metric, one line per
+    run (empty cells skipped), written as PNG to ``path``."""
+    from histvq.evaluation.plotting import plot_metric_curves
+
+    names = logged.run_names()
+    step_index = len(logged.columns) + POSITION_COLUMNS.index("step")
+    first_metric = len(logged.columns) + len(POSITION_COLUMNS)
+    panels: dict[str, dict[str, tuple[list[float], list[float]]]] = {}
+    for row in logged.rows:
+        for offset, metric in enumerate(logged.metrics):
+            cell = row[first_metric + offset]
+            if cell == "" or row[step_index] == "":
+                continue
+            xs, ys = panels.setdefault(metric, {}).setdefault(names[row[-1]], ([], []))
+            xs.append(float(row[step_index]))
+            ys.append(float(cell))
+    title = f"{logged.group} during training"
+    return plot_metric_curves(panels, path, x_label="training step", title=title)
