@@ -18,9 +18,10 @@ the ablated setting as rows in the paper's order and naming, the datasets as col
 The modules, each depending only on those before it: :mod:`.render` (markdown and CSV
 text), :mod:`.runs` (finding and reading run folders), :mod:`.summary` (aggregation over
 seeds), :mod:`.history` (what runs logged while training), :mod:`.paper` (the paper's table
-layouts), :mod:`.study` (Optuna sweeps) and :mod:`.cli` (the command). The functions (:func:`collect_runs`, :func:`summarize`,
-:func:`summary_table`, :func:`paper_table`) are the API for other reporters, e.g. posting
-the table to W&B. Nothing here imports torch or lightning.
+layouts), :mod:`.study` (Optuna sweeps) and :mod:`.cli` (the command). The functions
+(:func:`collect_runs`, :func:`summarize`, :func:`summary_table`, :func:`paper_table`,
+:func:`history`) are the API for other reporters, e.g. posting the table to W&B. Nothing
+here imports torch or lightning.
 """
 
 from __future__ import annotations
