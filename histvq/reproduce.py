@@ -17,7 +17,10 @@ the reference protocol, ``experiment=hugadb_paper[_smq]``) with ``--jobs`` jobs 
   paper's Fig. 3 and Fig. 4 layouts, and ``<results>/hugadb_segments.csv``, Fig. 3 as
   numbers (segments per sequence against the ground truth's, length percentiles), and
   ``<results>/hugadb_patch_oracle.csv``, the scores of the ground truth's majority label
-  per 60-frame patch (the ceiling of a model that labels whole patches).
+  per 60-frame patch (the ceiling of a model that labels whole patches);
+- ``<results>/hugadb_codebook_use.csv`` and ``.png``: codes used, dead codes and perplexity
+  per quantizer level of every run over training (``python -m histvq.report --history
+  codebook``), to see whether a level collapses.
 
 The dataset must be prepared under ``<data-dir>/hugadb`` (``python -m histvq.prepare hugadb
 --input <HuGaDB folder> --output <data-dir>``).
@@ -32,7 +35,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from histvq.errors import ConfigError, run_reporting_errors
+from histvq.errors import ConfigError, HistvqError, run_reporting_errors
 
 ROOT = Path(__file__).resolve().parents[1]
 METHODS = {"hugadb_paper_smq": "SMQ", "hugadb_paper": "HiST-VQ"}
@@ -82,6 +85,7 @@ def first_seed_runs(out: Path) -> dict[str, Path]:
 def write_results(out: Path, results: Path, sequences: Sequence[str]) -> list[Path]:
     """The tables (CSV) and figures of a finished sweep; returns the files written."""
     from histvq.figures import draw, load_run_labels
+    from histvq.report.history import history, plot_history
     from histvq.report.paper import paper_table
     from histvq.report.runs import collect_runs
 
@@ -95,6 +99,14 @@ def write_results(out: Path, results: Path, sequences: Sequence[str]) -> list[Pa
     labelled = [load_run_labels(name, folder) for name, folder in first_seed_runs(out).items()]
     if labelled:
         written += draw(labelled, sequences, results, "hugadb")
+    try:
+        logged = history(runs, "codebook")
+    except HistvqError as error:  # e.g. fewer steps than trainer.log_every_n_steps
+        print(f"note: no codebook-use table ({error})", file=sys.stderr)
+    else:
+        path = results / "hugadb_codebook_use.csv"
+        path.write_text(logged.to_csv() + "\n", encoding="utf-8")
+        written += [path, plot_history(logged, results / "hugadb_codebook_use.png")]
     return written
 
 

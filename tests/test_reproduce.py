@@ -26,7 +26,7 @@ def test_recipe_on_two_recordings_one_epoch(tmp_path: Path) -> None:
             "-m", "histvq.reproduce", "--device", "cpu", "--jobs", "1", "--seeds", "0",
             "--epochs", "1", "--data-dir", str(tmp_path / "data"), "--out", str(tmp_path / "sweep"),
             "--results", str(results), "--sequence", "HuGaDB_v2_various_01_00", "--",
-            "model.encoder.hidden_channels=8", "eval.plots=false",
+            "model.encoder.hidden_channels=8", "eval.plots=false", "trainer.log_every_n_steps=1",
         ],
         timeout=900,
     )  # fmt: skip
@@ -44,5 +44,12 @@ def test_recipe_on_two_recordings_one_epoch(tmp_path: Path) -> None:
         (oracle,) = list(csv.DictReader(handle))
     assert oracle["patch_size"] == "60" and 80 < float(oracle["mof"]) <= 100
     assert (results / "hugadb_HuGaDB_v2_various_01_00.png").stat().st_size > 0
+    with (results / "hugadb_codebook_use.csv").open() as handle:
+        logged = list(csv.DictReader(handle))
+    # one logged step per run (2 recordings, batch 8); SMQ has one level, HiST-VQ two
+    assert [row["experiment"] for row in logged] == ["hugadb_paper", "hugadb_paper_smq"]
+    assert [row["level2_used_codes"] != "" for row in logged] == [True, False]
+    assert all(1 <= int(row["level1_used_codes"]) <= 20 for row in logged), logged
+    assert (results / "hugadb_codebook_use.png").stat().st_size > 0
     jobs = sorted(p.name for p in (tmp_path / "sweep").iterdir() if p.name.isdigit())
     assert jobs == ["0", "1"]
