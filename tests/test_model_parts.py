@@ -370,6 +370,52 @@ def test_decoders_shapes() -> None:
     assert mlp([torch.randn(2, 7, 2, 3), torch.randn(2, 7, 2, 3)]).shape == (2, 7)
 
 
+def test_timestamp_mlp_layer_norm_sees_patches_whatever_their_scale() -> None:
+    torch.manual_seed(0)
+    mlp = TimestampMLP(in_features=12, input_norm="layer")
+    patches = torch.randn(2, 5, 4, 3)
+    assert torch.allclose(mlp([patches]), mlp([patches * 500.0]), atol=1e-5)
+    assert not torch.allclose(mlp([patches]), mlp([patches.flip(-1)]))
+
+
+def _fit_timestamps(input_norm: str, steps: int = 100) -> float:
+    """Trains a TimestampMLP on patches at HuGaDB's raw code scale; returns the last MSE.
+
+    Ten "codes" of std 400 (as HiST-VQ's level-1 codes on raw HuGaDB) each stand for a mean
+    timestamp in [0, 1] and drift by a tenth of their std per step, as EMA codes move in
+    training; a constant prediction scores about 0.08 on these targets.
+    """
+    generator = torch.Generator().manual_seed(0)
+    torch.manual_seed(0)
+    codes = torch.randn(10, 4, 50, generator=generator) * 400.0
+    mean_time = torch.rand(10, generator=generator)
+    mlp = TimestampMLP(in_features=200, input_norm=input_norm)
+    optimizer = torch.optim.Adam(mlp.parameters(), lr=5e-4)
+    for _ in range(steps):
+        codes = codes + 40.0 * torch.randn(codes.shape, generator=generator)
+        which = torch.randint(0, 10, (4, 16), generator=generator)
+        target = mean_time[which]
+        loss = timestamp_mse(mlp([codes[which]]), target, torch.ones_like(which, dtype=torch.bool))
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    return loss.item()
+
+
+def test_timestamp_mlp_learns_timestamps_from_raw_scale_codes_only_with_layer_norm() -> None:
+    assert _fit_timestamps("layer") < 0.01
+    assert _fit_timestamps("none") > 0.5  # the paper's plain MLP: far off a [0, 1] target
+
+
+def test_timestamp_mlp_rejects_unknown_input_norm() -> None:
+    with pytest.raises(ConfigError, match=r"model.decoder.temporal.input_norm: 'batch'"):
+        TimestampMLP(in_features=4, input_norm="batch")
+    with pytest.raises(ConfigError, match=r"model.decoder.temporal.input_norm: 'batch'"):
+        _tiny_model(None, "model=histvq", "model.decoder.temporal.input_norm=batch")
+    model = _tiny_model(None, "model=histvq", "model.decoder.temporal.input_norm=layer")
+    assert isinstance(model.temporal_decoder.net[0], torch.nn.LayerNorm)
+
+
 def _tiny_model(budget: int | None, *overrides: str):
     from conftest import compose_config, data_spec
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from histvq.errors import ConfigError
 from histvq.models.joints import joint_frame_mask, tokens_to_joint_batch, unfold_to_skeleton
 from histvq.models.tcn import MultiStageTCN, stage_widths
 
@@ -48,16 +49,34 @@ class JointTCNDecoder(nn.Module):
         return unfold_to_skeleton(out, num_joints, num_persons)
 
 
+TIMESTAMP_INPUT_NORMS = ("none", "layer")
+
+
 class TimestampMLP(nn.Module):
     """MLP with ``num_hidden_layers`` hidden layers: one quantized patch -> one timestamp.
 
     ``in_features`` is the flattened patch size P*E times the number of concatenated
-    quantized streams.
+    quantized streams. ``input_norm`` is what the MLP sees: ``none`` (the paper's plain MLP)
+    takes the quantized patch as it is; ``layer`` standardises each flattened patch first
+    (a LayerNorm). On raw, unnormalised inputs the codes take the inputs' scale (hundreds
+    on HuGaDB), where a plain MLP's predictions are off by tens to thousands on a [0, 1]
+    target; the standardised input lets it learn the timestamps whatever that scale.
     """
 
-    def __init__(self, in_features: int, hidden: int = 128, num_hidden_layers: int = 2):
+    def __init__(
+        self,
+        in_features: int,
+        hidden: int = 128,
+        num_hidden_layers: int = 2,
+        input_norm: str = "none",
+    ):
         super().__init__()
-        layers: list[nn.Module] = []
+        if input_norm not in TIMESTAMP_INPUT_NORMS:
+            raise ConfigError(
+                f"model.decoder.temporal.input_norm: {input_norm!r} is not one of "
+                f"{', '.join(TIMESTAMP_INPUT_NORMS)}"
+            )
+        layers: list[nn.Module] = [nn.LayerNorm(in_features)] if input_norm == "layer" else []
         width = in_features
         for _ in range(num_hidden_layers):
             layers += [nn.Linear(width, hidden), nn.ReLU()]
