@@ -84,6 +84,9 @@ def test_draw_writes_the_patch_oracle_for_runs_with_a_patch_size(tmp_path: Path)
     # [0 0 0 1] [1 1] -> 0 0 0 0 1 1: 9 of 10 frames
     assert row["source"] == "ground truth, majority label per 4-frame patch"
     assert (row["patch_size"], row["mof"], row["edit"]) == ("4", "90.0", "100.0")
+    # patches [0 0 0 1] -> 0 at timestamp 0 and [1 1] -> 1 at 1; "b": one patch, 1 at 0
+    assert row["timestamp_mse_constant"] == str(round(np.var([0.0, 1.0, 0.0]), 4))
+    assert float(row["timestamp_mse_per_label"]) == pytest.approx(0.5**2 * 2 / 3, abs=1e-4)
 
 
 def test_stray_boundary_table_names_the_activities_cut_into_pieces() -> None:

@@ -24,6 +24,7 @@ from histvq.metrics import (
     segment_statistics,
     segmentation_scores,
     stray_boundaries_by_label,
+    timestamp_predictability,
 )
 from histvq.metrics import functional as F
 
@@ -685,3 +686,20 @@ def test_benchmark_loop_version_and_command(tmp_path, capsys):
     report = json.loads((tmp_path / "b.json").read_text())
     assert report["sequences"] == 3 and report["global"]["max_abs_difference"] < 1e-6
     assert "speed-up" in capsys.readouterr().out
+
+
+def test_timestamp_predictability_hand_checked():
+    # patches of 2: [0 0][1 1] at timestamps 0, 1; [1 1][1 1][1 0] -> 1, 1, 0 (a tie goes
+    # to the smaller label) at 0, 0.5, 1; one patch [2 2] at timestamp 0
+    targets = [np.array([0, 0, 1, 1]), np.array([1, 1, 1, 1, 1, 0]), np.array([2, 2])]
+    result = timestamp_predictability(targets, 2)
+    times = np.array([0.0, 1.0, 0.0, 0.5, 1.0, 0.0])
+    assert result["constant"] == pytest.approx(times.var())
+    # label 0: {0, 1} around 0.5; label 1: {1, 0, 0.5} around 0.5; label 2: {0}
+    per_label = (0.5**2 * 2 + 0.5**2 * 2 + 0.0) / 6
+    assert result["per_label"] == pytest.approx(per_label)
+    assert result["explained"] == pytest.approx(1 - per_label / times.var())
+    ordered = [np.array([0, 0, 1, 1, 2, 2])] * 3  # the same order every time: fully explained
+    assert timestamp_predictability(ordered, 2)["explained"] == pytest.approx(1.0)
+    with pytest.raises(MetricInputError, match="no sequences"):
+        timestamp_predictability([], 2)

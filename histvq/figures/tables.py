@@ -16,6 +16,7 @@ from histvq.metrics import (
     segment_statistics,
     segmentation_scores,
     stray_boundaries_by_label,
+    timestamp_predictability,
 )
 from histvq.metrics.names import METRIC_KEYS
 
@@ -92,7 +93,10 @@ def stray_boundary_table(runs: Sequence[RunLabels]) -> list[dict[str, str | floa
     return rows
 
 
-PATCH_ORACLE_COLUMNS = ("source", "patch_size", "segments_per_sequence", *METRIC_KEYS)
+PATCH_ORACLE_COLUMNS = (
+    "source", "patch_size", "segments_per_sequence", *METRIC_KEYS,
+    "timestamp_mse_constant", "timestamp_mse_per_label", "timestamp_variance_explained",
+)  # fmt: skip
 
 
 def patch_oracle_table(
@@ -101,16 +105,21 @@ def patch_oracle_table(
     """One row per patch size: the scores (global matching) and segments per sequence of the
     ground truth relabelled with its majority label per patch (:func:`patch_majority`), the
     best MoF any model that labels whole patches can reach; the other scores show what the
-    patch grid alone costs them."""
+    patch grid alone costs them. The ``timestamp_*`` columns say how well the patches'
+    labels predict the temporal loss's target (:func:`timestamp_predictability`)."""
     rows: list[dict[str, str | float]] = []
     for size in patch_sizes:
         relabelled = [patch_majority(labels, size) for labels in targets]
         stats = segment_statistics(relabelled)
+        timestamps = timestamp_predictability(targets, size)
         rows.append({
             "source": f"ground truth, majority label per {size}-frame patch",
             "patch_size": size,
             "segments_per_sequence": stats["segments_per_sequence"],
             **segmentation_scores(relabelled, list(targets)),
+            "timestamp_mse_constant": timestamps["constant"],
+            "timestamp_mse_per_label": timestamps["per_label"],
+            "timestamp_variance_explained": timestamps["explained"],
         })  # fmt: skip
     return rows
 
@@ -118,13 +127,14 @@ def patch_oracle_table(
 def write_table(
     rows: Sequence[dict[str, str | float]], path: Path, columns: Sequence[str] = SEGMENT_COLUMNS
 ) -> Path:
-    """Rows of one of the tables above as CSV with ``columns`` (numbers rounded to 0.01)."""
+    """Rows of one of the tables above as CSV with ``columns`` (numbers rounded to 4 decimals,
+    enough for the timestamp errors of about 0.08)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(columns))
         writer.writeheader()
         for row in rows:
             writer.writerow(
-                {k: (round(v, 2) if isinstance(v, float) else v) for k, v in row.items()}
+                {k: (round(v, 4) if isinstance(v, float) else v) for k, v in row.items()}
             )
     return path

@@ -32,6 +32,7 @@ _LAZY = {
     "segment_statistics": "functional",
     "segmentation_scores": "functional",
     "stray_boundaries_by_label": "functional",
+    "timestamp_predictability": "functional",
     "SegmentationMetrics": "segmentation",
 }
 

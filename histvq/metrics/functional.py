@@ -54,6 +54,7 @@ from histvq.metrics.segments import (
     segment_lengths,
     segment_statistics,
     stray_boundaries_by_label,
+    timestamp_predictability,
 )
 
 __all__ = [
@@ -71,6 +72,7 @@ __all__ = [
     "segment_statistics",
     "segmentation_scores",
     "stray_boundaries_by_label",
+    "timestamp_predictability",
     "unmatched_id",
 ]
 

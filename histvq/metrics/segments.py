@@ -133,6 +133,35 @@ def patch_majority(labels: np.ndarray, patch_size: int) -> np.ndarray:
     return counts.argmax(axis=1).astype(array.dtype)[patch]
 
 
+def timestamp_predictability(targets: Sequence[np.ndarray], patch_size: int) -> dict[str, float]:
+    """How much a patch's true activity says about where in its sequence the patch lies.
+
+    Every patch's timestamp is the temporal loss's target (its position among the
+    sequence's patches, normalised to [0, 1]; 0 for a one-patch sequence). Returns that
+    target's mean squared error under the best constant prediction (``constant``: its
+    variance), under the mean timestamp of the patch's majority label (``per_label``: the
+    floor of a decoder that reads one patch whose code names its activity exactly), and the
+    share of the variance the label explains (``explained``, 0 to 1). A share near 0 means
+    the activities come in no typical order, so predicting timestamps from patch codes
+    teaches the encoder little about the actions.
+    """
+    arrays = _as_label_arrays("targets", targets)
+    if not arrays:
+        raise MetricInputError("targets: no sequences")
+    labels, times = [], []
+    for array in arrays:
+        per_patch = patch_majority(array, patch_size)[:: int(patch_size)]
+        labels.append(per_patch)
+        times.append(np.arange(per_patch.size) / max(per_patch.size - 1, 1))
+    label, time = np.concatenate(labels), np.concatenate(times)
+    constant = float(np.mean((time - time.mean()) ** 2))
+    counts = np.bincount(label).astype(np.float64)
+    label_mean = np.bincount(label, weights=time) / np.maximum(counts, 1.0)
+    per_label = float(np.mean((time - label_mean[label]) ** 2))
+    explained = 1.0 - per_label / constant if constant > 0 else 0.0
+    return {"constant": constant, "per_label": per_label, "explained": explained}
+
+
 def _boundaries(labels: np.ndarray) -> np.ndarray:
     """Frames where a new segment starts (the first frame excluded)."""
     return segment_bounds(labels)[1][1:]
