@@ -15,7 +15,8 @@ predicted boundaries farther than one patch from any true boundary: which activi
 model cuts into pieces),
 ``<prefix>_patch_oracle.csv`` (the scores of the ground truth's majority label per patch of
 the runs' patch size: what the patch grid alone costs, the ceiling of a model that labels
-whole patches) and ``<prefix>_<sequence>.png`` per ``--sequence`` (the ground truth with every run's
+whole patches, and how much a patch's true activity says about its timestamp, the temporal
+loss's target) and ``<prefix>_<sequence>.png`` per ``--sequence`` (the ground truth with every run's
 segmentation stacked under it, as the paper's Fig. 4). Runs are training run folders: their
 ``predictions/<sequence>.txt`` (labels after the global matching) are compared with the
 ground truth of the prepared dataset named in their ``.hydra/config.yaml``.
