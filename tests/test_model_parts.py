@@ -408,9 +408,13 @@ def test_timestamp_mlp_learns_timestamps_from_raw_scale_codes_only_with_layer_no
 
 
 def test_timestamp_mlp_rejects_unknown_input_norm() -> None:
-    with pytest.raises(ConfigError, match=r"model.decoder.temporal.input_norm: 'batch'"):
+    with pytest.raises(
+        ConfigError, match=r"model.decoder.temporal.input_norm: unknown value 'batch'"
+    ):
         TimestampMLP(in_features=4, input_norm="batch")
-    with pytest.raises(ConfigError, match=r"model.decoder.temporal.input_norm: 'batch'"):
+    with pytest.raises(
+        ConfigError, match=r"model.decoder.temporal.input_norm: unknown value 'batch'"
+    ):
         _tiny_model(None, "model=histvq", "model.decoder.temporal.input_norm=batch")
     model = _tiny_model(None, "model=histvq", "model.decoder.temporal.input_norm=layer")
     assert isinstance(model.temporal_decoder.net[0], torch.nn.LayerNorm)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from histvq.errors import ConfigError
 from histvq.models.joints import joint_frame_mask, tokens_to_joint_batch, unfold_to_skeleton
+from histvq.models.quantizers.distances import check_choice
 from histvq.models.tcn import MultiStageTCN, stage_widths
 
 
@@ -71,11 +71,7 @@ class TimestampMLP(nn.Module):
         input_norm: str = "none",
     ):
         super().__init__()
-        if input_norm not in TIMESTAMP_INPUT_NORMS:
-            raise ConfigError(
-                f"model.decoder.temporal.input_norm: {input_norm!r} is not one of "
-                f"{', '.join(TIMESTAMP_INPUT_NORMS)}"
-            )
+        check_choice("model.decoder.temporal.input_norm", input_norm, TIMESTAMP_INPUT_NORMS)
         layers: list[nn.Module] = [nn.LayerNorm(in_features)] if input_norm == "layer" else []
         width = in_features
         for _ in range(num_hidden_layers):
