@@ -1,5 +1,5 @@
-"""Figures for evaluation: segmentation bars, segment-length histograms and metric curves
-(PNG files).
+"""Figures for evaluation: segmentation bars, segment-length histograms, metric curves and
+per-seed scores beside reference values (PNG files).
 
 Figures are built on :class:`matplotlib.figure.Figure` with the Agg canvas, never through
 ``pyplot``: nothing is registered in pyplot's global figure list, so plotting inside
@@ -10,6 +10,7 @@ the label id (:func:`label_color`), so every plot of a run, and of different run
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -268,6 +269,77 @@ def plot_metric_curves(
     handles = [Line2D([], [], color=colours[name], linewidth=1.6) for name in names]
     figure.legend(handles, names, loc="lower center", ncols=min(len(names), 4),
                   frameon=False, fontsize="small")  # fmt: skip
+    if title:
+        figure.suptitle(title)
+    figure.tight_layout(rect=(0, legend_height / height, 1, 1))
+    return _save(figure, path)
+
+
+@dataclass(frozen=True)
+class ScoreColumn:
+    """One configuration in a score panel: its runs' values (one per seed, may be empty) and a
+    reference value to compare with (None: there is none)."""
+
+    label: str
+    values: Sequence[float]
+    reference: float | None = None
+
+
+def plot_score_columns(
+    panels: Mapping[str, Sequence[ScoreColumn]],
+    path: str | Path,
+    title: str | None = None,
+    reference_label: str = "reference",
+) -> Path:
+    """One panel per metric (``panels[metric] = columns``), one column per configuration:
+    every run's value as a dot, their mean as a bar with ± one standard deviation (two runs
+    or more), and the reference value as an open diamond. Shows at once whether two
+    configurations differ by more than their seeds spread, and how far each is from the
+    reference."""
+    if not panels:
+        raise PlotInputError("nothing to plot: no metrics given")
+    columns_per_row = min(5, len(panels))
+    panel_rows = -(-len(panels) // columns_per_row)
+    widest = max((len(c) for c in panels.values()), default=1)
+    legend_height = 0.5  # inches under the panels
+    height = 3.2 * panel_rows + legend_height
+    width = max(2.6, 0.55 * widest + 1.2) * columns_per_row
+    figure = Figure(figsize=(width, height), dpi=100)
+    grid = figure.subplots(panel_rows, columns_per_row, squeeze=False)
+    seed_colour, reference_colour = _PALETTE[0], _PALETTE[3]
+    for axes, (metric, columns) in zip(grid.flat, panels.items(), strict=False):
+        for x, column in enumerate(columns):
+            values = np.asarray(column.values, dtype=float)
+            if values.size:
+                offsets = np.linspace(-0.12, 0.12, values.size) if values.size > 1 else [0.0]
+                axes.scatter(x + np.asarray(offsets), values, s=14, color=seed_colour,
+                             alpha=0.8, zorder=3)  # fmt: skip
+                mean = float(values.mean())
+                axes.hlines(mean, x - 0.25, x + 0.25, color="black", linewidth=1.6, zorder=4)
+                if values.size > 1:
+                    spread = float(values.std(ddof=1))
+                    axes.vlines(x, mean - spread, mean + spread, color="black", linewidth=1.0,
+                                zorder=4)  # fmt: skip
+            if column.reference is not None:
+                axes.scatter([x], [column.reference], s=46, marker="D", facecolors="none",
+                             edgecolors=[reference_colour], linewidths=1.5, zorder=5)  # fmt: skip
+        slanted = max((len(c.label) for c in columns), default=0) > 6
+        axes.set_xticks(range(len(columns)), [c.label for c in columns],
+                        rotation=30 if slanted else 0, ha="right" if slanted else "center",
+                        fontsize="small")  # fmt: skip
+        axes.set_xlim(-0.6, max(len(columns), 1) - 0.4)
+        axes.set_title(metric, fontsize="medium")
+        axes.grid(axis="y", alpha=0.3)
+    for axes in grid.flat[len(panels) :]:
+        axes.set_visible(False)
+    handles = [
+        Line2D([], [], color=seed_colour, marker="o", linestyle="none", markersize=4),
+        Line2D([], [], color="black", linewidth=1.6),
+        Line2D([], [], color=reference_colour, marker="D", markerfacecolor="none",
+               linestyle="none", markersize=6),
+    ]  # fmt: skip
+    names = ["one run (seed)", "mean ± std over seeds", reference_label]
+    figure.legend(handles, names, loc="lower center", ncols=3, frameon=False, fontsize="small")
     if title:
         figure.suptitle(title)
     figure.tight_layout(rect=(0, legend_height / height, 1, 1))

@@ -5,6 +5,7 @@
     python -m histvq.report outputs/multirun/train/<sweep>            # markdown table
     python -m histvq.report outputs/multirun --csv                      # CSV (mean, std, n)
     python -m histvq.report outputs/multirun --paper alpha              # laid out as Table 5
+    python -m histvq.report outputs/multirun --paper alpha --published --plot alpha.png
     python -m histvq.report outputs/multirun --matching local
     python -m histvq.report outputs/multirun --history codebook        # logged while training
 
@@ -13,12 +14,14 @@ evaluation). One row per configuration: the first columns are the overrides whos
 differ between the runs (``hydra.*`` and ``paths.*`` left out), then MoF, Edit, F1@{10,25,50}
 and JSD. Runs that differ only by ``seed`` share a row showing mean ± sample standard deviation
 and the number of runs ``n``. ``--paper`` arranges the runs like one of the paper's tables:
-the ablated setting as rows in the paper's order and naming, the datasets as column groups.
+the ablated setting as rows in the paper's order and naming, the datasets as column groups;
+``--published`` adds the paper's own values beside ours and ``--plot`` draws every seed's
+score beside them.
 
 The modules, each depending only on those before it: :mod:`.render` (markdown and CSV
 text), :mod:`.runs` (finding and reading run folders), :mod:`.summary` (aggregation over
-seeds), :mod:`.history` (what runs logged while training), :mod:`.paper` (the paper's table
-layouts), :mod:`.study` (Optuna sweeps) and :mod:`.cli` (the command). The functions
+seeds), :mod:`.history` (what runs logged while training), :mod:`.published` (the paper's
+values), :mod:`.paper` (the paper's table layouts), :mod:`.study` (Optuna sweeps) and :mod:`.cli` (the command). The functions
 (:func:`collect_runs`, :func:`summarize`, :func:`summary_table`, :func:`paper_table`,
 :func:`history`) are the API for other reporters, e.g. posting the table to W&B. Nothing
 here imports torch or lightning.
@@ -44,6 +47,7 @@ from histvq.report.paper import (
     paper_table,
     paper_table_spec,
 )
+from histvq.report.published import PUBLISHED, published_scores
 from histvq.report.render import csv_text, markdown_table
 from histvq.report.runs import (
     MISSING,
@@ -84,6 +88,7 @@ __all__ = [
     "MISSING",
     "PAPER_ALIASES",
     "PAPER_TABLES",
+    "PUBLISHED",
     "SEED_KEY",
     "STUDY_FILE",
     "TRAINING_TASK",
@@ -113,6 +118,7 @@ __all__ = [
     "paper_table",
     "paper_table_spec",
     "plot_history",
+    "published_scores",
     "report",
     "sort_key",
     "summarize",

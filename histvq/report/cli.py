@@ -32,17 +32,22 @@ def report(
     aggregate: bool = True,
     history_group: str | None = None,
     plot: str | os.PathLike[str] | None = None,
+    published: bool = False,
 ) -> tuple[str, list[str]]:
     """(table text, notes) for every run under ``directory``; what the CLI prints.
 
     Optimisation sweeps (Optuna) under ``directory`` add their best parameters and value:
-    after the table, or to the notes with ``as_csv``. ``history_group`` lists what the runs
-    logged under that group while training instead of their final scores, and ``plot``
-    draws it as curves to that PNG file (named in the notes)."""
+    after the table, or to the notes with ``as_csv``. ``paper`` lays the runs out like one
+    of the paper's tables, ``published`` with the paper's values beside ours.
+    ``history_group`` lists what the runs logged under that group while training instead of
+    their final scores. ``plot`` draws the history as curves, or the paper table's scores
+    per seed beside the paper's values, to that PNG file (named in the notes)."""
     if history_group is not None and paper:
         raise ConfigError("--history and --paper: choose one (a paper table holds final scores)")
-    if plot is not None and history_group is None:
-        raise ConfigError("--plot: draws a --history GROUP; name the group")
+    if plot is not None and history_group is None and not paper:
+        raise ConfigError("--plot: draws a --history GROUP or a --paper TABLE; name one")
+    if published and not paper:
+        raise ConfigError("--published: the paper's values go beside a --paper TABLE; name one")
     runs = collect_runs(directory)
     if history_group is not None:
         logged = history(runs, history_group)
@@ -52,7 +57,9 @@ def report(
         return (logged.to_csv() if as_csv else logged.to_markdown()), notes
     summary: Summary | PaperSummary
     if paper:
-        summary = paper_summary(runs, paper, matching)
+        summary = paper_summary(runs, paper, matching, published)
+        if plot is not None:
+            summary.notes.append(f"scores per seed drawn to {summary.plot(Path(plot))}")
     else:
         summary = summarize(runs, matching, aggregate)
     studies = [study.text() for study in find_studies(directory, runs)]
@@ -78,6 +85,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="lay out like the paper's table: table1..table10 or " + ", ".join(PAPER_ALIASES),
     )
     parser.add_argument(
+        "--published",
+        action="store_true",
+        help="with --paper: the paper's published value beside each of ours",
+    )
+    parser.add_argument(
         "--history",
         metavar="GROUP",
         help="what the runs logged while training, one row per run and logged step, from "
@@ -87,7 +99,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--plot",
         metavar="FILE",
-        help="with --history: also draw it as curves (PNG), one panel per metric, one line per run",
+        help="also draw a PNG: with --history the curves (one panel per metric, one line per "
+        "run), with --paper every seed's score beside the paper's value (one panel per dataset "
+        "and metric)",
     )
     parser.add_argument("--matching", choices=MATCHINGS, default="global")
     parser.add_argument(
@@ -110,6 +124,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             aggregate=not args.no_aggregate,
             history_group=args.history,
             plot=args.plot,
+            published=args.published,
         )
         print(text)
         for note in notes:

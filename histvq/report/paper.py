@@ -11,9 +11,11 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from histvq.errors import ConfigError, HistvqError
 from histvq.metrics.names import MATCHINGS, METRIC_KEYS, METRIC_NAMES
+from histvq.report.published import published_scores
 from histvq.report.render import csv_text, markdown_table, number_text
 from histvq.report.runs import MISSING, Run, sort_key
 from histvq.report.summary import SEED_KEY, Cell, differing_keys, usable_runs
@@ -185,7 +187,8 @@ def _cell_keys(runs: Sequence[Run], table: PaperTable) -> list[str]:
 
 @dataclass
 class PaperSummary:
-    """Cells of a paper-style table: ``cells[row][dataset][metric]``."""
+    """Cells of a paper-style table: ``cells[row][dataset][metric]``; with ``published`` the
+    tables carry the paper's value beside ours (``published_scores``)."""
 
     table: PaperTable
     rows: list[str]
@@ -193,6 +196,11 @@ class PaperSummary:
     cells: dict[str, dict[str, dict[str, Cell]]]
     matching: str
     notes: list[str] = field(default_factory=list)
+    published: bool = False
+
+    def published_value(self, row: str, dataset: str, metric: str) -> float | None:
+        """The paper's value of ``metric`` for ``row`` on ``dataset`` (None: not printed)."""
+        return published_scores(self.table.number, row, dataset).get(metric)
 
     @property
     def metrics(self) -> tuple[str, ...]:
@@ -229,6 +237,9 @@ class PaperSummary:
             if self.aggregated:
                 header.append(f"{name} n")
                 right.append(True)
+            if self.published:
+                header.append(f"{name} paper")
+                right.append(True)
         if self.table.jsd:
             header.append("Avg.")
             right.append(True)
@@ -241,11 +252,19 @@ class PaperSummary:
                 if self.aggregated:
                     n = next((c.n for c in found if c is not None), None)
                     cells.append(MISSING if n is None else str(n))
+                if self.published:
+                    cells.append(self._published_text(row, dataset))
             if self.table.jsd:
                 average = self._average(row)
                 cells.append(MISSING if average is None else f"{average:.1f}")
             body.append(cells)
         return self.title() + "\n\n" + markdown_table(header, body, right)
+
+    def _published_text(self, row: str, dataset: str) -> str:
+        values = [self.published_value(row, dataset, m) for m in self.metrics]
+        if all(v is None for v in values):
+            return MISSING
+        return " / ".join(MISSING if v is None else f"{v:.1f}" for v in values)
 
     def to_csv(self) -> str:
         header = [self.table.header]
@@ -253,6 +272,8 @@ class PaperSummary:
             name = DATASET_NAMES.get(dataset, dataset)
             for m in self.metrics:
                 header += [f"{name} {METRIC_NAMES[m]}", f"{name} {METRIC_NAMES[m]}_std"]
+                if self.published:
+                    header.append(f"{name} {METRIC_NAMES[m]} paper")
             header.append(f"{name} n")
         if self.table.jsd:
             header.append("Avg.")
@@ -261,8 +282,10 @@ class PaperSummary:
             cells = [row]
             for dataset in self.datasets:
                 found = [self._cell(row, dataset, m) for m in self.metrics]
-                for c in found:
+                for m, c in zip(self.metrics, found, strict=True):
                     cells += ["", ""] if c is None else [number_text(c.mean), number_text(c.std)]
+                    if self.published:
+                        cells.append(number_text(self.published_value(row, dataset, m)))
                 n = next((c.n for c in found if c is not None), None)
                 cells.append("" if n is None else str(n))
             if self.table.jsd:
@@ -270,14 +293,39 @@ class PaperSummary:
             body.append(cells)
         return csv_text(header, body)
 
+    def plot(self, path: str | Path) -> Path:
+        """Every run's score beside the paper's value as a PNG at ``path``: one panel per
+        dataset and metric, one column per row of the table (seeds as dots, their mean ± std
+        as a bar, the paper's value as a marker), so seed noise and the distance to the
+        paper can be read at a glance."""
+        from histvq.evaluation.plotting import ScoreColumn, plot_score_columns
+
+        panels: dict[str, list[ScoreColumn]] = {}
+        for dataset in self.datasets:
+            name = DATASET_NAMES.get(dataset, dataset)
+            for m in self.metrics:
+                columns = []
+                for row in self.rows:
+                    cell = self._cell(row, dataset, m)
+                    paper = self.published_value(row, dataset, m)
+                    if cell is not None or paper is not None:
+                        values = () if cell is None else cell.values
+                        columns.append(ScoreColumn(row, values, paper))
+                panels[f"{name} {METRIC_NAMES[m]}"] = columns
+        return plot_score_columns(panels, path, title=self.title(), reference_label="paper")
+
 
 def paper_summary(
-    runs: Sequence[Run], table: str | int | PaperTable, matching: str = "global"
+    runs: Sequence[Run],
+    table: str | int | PaperTable,
+    matching: str = "global",
+    published: bool = False,
 ) -> PaperSummary:
     """Arrange ``runs`` like the paper's table (rows: the ablated setting in the paper's order,
     then values the paper does not have; columns: the paper's datasets that have runs, then
-    other datasets). Runs in one cell may differ only by seed; otherwise this raises
-    :class:`HistvqError` naming the setting that differs."""
+    other datasets); ``published`` adds the paper's values beside ours. Runs in one cell may
+    differ only by seed; otherwise this raises :class:`HistvqError` naming the setting that
+    differs."""
     spec = table if isinstance(table, PaperTable) else paper_table_spec(table)
     if matching not in MATCHINGS:
         raise ConfigError(f"matching: unknown value {matching!r} (global | local)")
@@ -317,12 +365,18 @@ def paper_summary(
     present = {d for _, d in members}
     datasets = [d for d in spec.datasets if d in present]
     datasets += sorted(present - set(spec.datasets), key=sort_key)
-    return PaperSummary(spec, [*spec.rows, *extra_rows], datasets, cells, matching, notes)
+    rows = [*spec.rows, *extra_rows]
+    return PaperSummary(spec, rows, datasets, cells, matching, notes, published)
 
 
 def paper_table(
-    runs: Sequence[Run], table: str | int, matching: str = "global", as_csv: bool = False
+    runs: Sequence[Run],
+    table: str | int,
+    matching: str = "global",
+    as_csv: bool = False,
+    published: bool = False,
 ) -> str:
-    """The runs laid out like the paper's ``table`` (markdown with a title line, or CSV)."""
-    summary = paper_summary(runs, table, matching)
+    """The runs laid out like the paper's ``table`` (markdown with a title line, or CSV),
+    with the paper's values beside ours when ``published``."""
+    summary = paper_summary(runs, table, matching, published)
     return summary.to_csv() if as_csv else summary.to_markdown()

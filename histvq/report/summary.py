@@ -25,20 +25,22 @@ SEED_KEY = "seed"
 
 @dataclass(frozen=True)
 class Cell:
-    """Mean, sample standard deviation (None for a single run) and number of runs."""
+    """Mean, sample standard deviation (None for a single run) and number of runs, with the
+    runs' own values (for plots that show every seed)."""
 
     mean: float
     std: float | None
     n: int
+    values: tuple[float, ...] = field(default=(), compare=False, repr=False)
 
     @classmethod
     def of(cls, values: Sequence[float]) -> Cell:
         n = len(values)
         mean = math.fsum(values) / n
         if n < 2:
-            return cls(mean, None, n)
+            return cls(mean, None, n, tuple(values))
         variance = math.fsum((v - mean) ** 2 for v in values) / (n - 1)
-        return cls(mean, math.sqrt(variance), n)
+        return cls(mean, math.sqrt(variance), n, tuple(values))
 
     def text(self, digits: int = 1) -> str:
         if self.std is None:
