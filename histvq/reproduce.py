@@ -10,8 +10,9 @@ runs the sweep ``conf/sweeps/hugadb_paper.yaml`` (SMQ and HiST-VQ on the paper's
 the reference protocol, ``experiment=hugadb_paper[_smq]``) with ``--jobs`` jobs in parallel
 (Hydra's joblib launcher), then writes
 
-- ``<results>/hugadb_table1.csv``: the paper's Table 1 layout (mean ± std over seeds) and
-  ``<results>/hugadb_table3_jsd.csv`` (Table 3, JSD);
+- ``<results>/hugadb_table1.csv``: the paper's Table 1 layout (mean ± std over seeds, the
+  paper's value beside each) and ``<results>/hugadb_table3_jsd.csv`` (Table 3, JSD), with
+  ``<results>/hugadb_table1.png``: every seed's scores beside the paper's values;
 - ``<results>/hugadb_segment_lengths.png`` and ``<results>/hugadb_<sequence>.png`` for
   ``--sequence`` (default ``HuGaDB_v1_various_01_00``), from the first seed's runs: the
   paper's Fig. 3 and Fig. 4 layouts, and ``<results>/hugadb_segments.csv``, Fig. 3 as
@@ -87,16 +88,19 @@ def write_results(out: Path, results: Path, sequences: Sequence[str]) -> list[Pa
     """The tables (CSV) and figures of a finished sweep; returns the files written."""
     from histvq.figures import draw, load_run_labels
     from histvq.report.history import history, plot_history
-    from histvq.report.paper import paper_table
+    from histvq.report.paper import paper_summary
     from histvq.report.runs import collect_runs
 
     results.mkdir(parents=True, exist_ok=True)
     runs = collect_runs(out)
     written = []
-    for table, name in ((1, "hugadb_table1.csv"), (3, "hugadb_table3_jsd.csv")):
-        path = results / name
-        path.write_text(paper_table(runs, table, as_csv=True) + "\n", encoding="utf-8")
+    for table, name in ((1, "hugadb_table1"), (3, "hugadb_table3_jsd")):
+        summary = paper_summary(runs, table, published=True)
+        path = results / f"{name}.csv"
+        path.write_text(summary.to_csv() + "\n", encoding="utf-8")
         written.append(path)
+        if table == 1:
+            written.append(summary.plot(results / f"{name}.png"))
     labelled = [load_run_labels(name, folder) for name, folder in first_seed_runs(out).items()]
     if labelled:
         written += draw(labelled, sequences, results, "hugadb")

@@ -35,7 +35,10 @@ def test_recipe_on_two_recordings_one_epoch(tmp_path: Path) -> None:
         rows = list(csv.DictReader(handle))
     assert [r["Method"] for r in rows] == ["SMQ", "HiST-VQ"]
     assert all(float(r["HuGaDB MoF"]) > 0 for r in rows), rows
-    assert (results / "hugadb_table3_jsd.csv").is_file()
+    assert [r["HuGaDB MoF paper"] for r in rows] == ["42.0000", "48.2000"]
+    assert (results / "hugadb_table1.png").stat().st_size > 0
+    with (results / "hugadb_table3_jsd.csv").open() as handle:
+        assert [r["HuGaDB JSD paper"] for r in csv.DictReader(handle)] == ["87.1000", "89.0000"]
     assert (results / "hugadb_segment_lengths.png").stat().st_size > 0
     with (results / "hugadb_segments.csv").open() as handle:
         sources = [row["source"] for row in csv.DictReader(handle)]
