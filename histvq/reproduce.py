@@ -19,7 +19,9 @@ the reference protocol, ``experiment=hugadb_paper[_smq]``) with ``--jobs`` jobs 
   numbers (segments per sequence against the ground truth's, length percentiles), and
   ``<results>/hugadb_patch_oracle.csv``, the scores of the ground truth's majority label
   per 60-frame patch (the ceiling of a model that labels whole patches) and how much a
-  patch's true activity says about the temporal loss's target;
+  patch's true activity says about the temporal loss's target, and
+  ``<results>/hugadb_short_segments.csv``, each run's scores with its one-patch segments
+  merged into a neighbour (what they cost it);
 - ``<results>/hugadb_codebook_use.csv`` and ``.png``: codes used, dead codes and perplexity
   per quantizer level of every run over training (``python -m histvq.report --history
   codebook``), to see whether a level collapses.

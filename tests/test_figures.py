@@ -15,6 +15,7 @@ from histvq.figures import (
     load_run_labels,
     patch_oracle_table,
     segment_table,
+    short_segment_table,
     stray_boundary_table,
 )
 
@@ -79,6 +80,12 @@ def test_draw_writes_the_patch_oracle_for_runs_with_a_patch_size(tmp_path: Path)
     run.patch_size = 4
     written = draw([run], [], tmp_path, "demo")
     assert tmp_path / "demo_patch_oracle.csv" in written
+    with (tmp_path / "demo_short_segments.csv").open() as handle:
+        short = list(csv.DictReader(handle))
+    assert [(r["source"], r["max_length"]) for r in short] == [
+        ("ground truth", "4"),
+        ("model", "4"),
+    ]
     with (tmp_path / "demo_patch_oracle.csv").open() as handle:
         (row,) = list(csv.DictReader(handle))
     # [0 0 0 1] [1 1] -> 0 0 0 0 1 1: 9 of 10 frames
@@ -87,6 +94,27 @@ def test_draw_writes_the_patch_oracle_for_runs_with_a_patch_size(tmp_path: Path)
     # patches [0 0 0 1] -> 0 at timestamp 0 and [1 1] -> 1 at 1; "b": one patch, 1 at 0
     assert row["timestamp_mse_constant"] == str(round(np.var([0.0, 1.0, 0.0]), 4))
     assert float(row["timestamp_mse_per_label"]) == pytest.approx(0.5**2 * 2 / 3, abs=1e-4)
+
+
+def test_short_segment_table_scores_before_and_after_merging_short_segments() -> None:
+    # "a": a one-frame sitting inside walking, a one-frame walking one frame late (true:
+    # 0 0 0 1 1 1); "b": one flicker
+    run = _run("flicker", {"a": [0, 0, 1, 0, 1, 1], "b": [1, 1, 0, 1]})
+    truth, flicker = short_segment_table([run], 1)
+    assert truth["source"] == "ground truth" and truth["max_length"] == 1
+    assert (truth["edit"], truth["absorbed_edit"]) == (100.0, 100.0)  # no short true segment
+    assert (flicker["segments_per_sequence"], flicker["absorbed_segments_per_sequence"]) == (
+        3.5, 1.5,
+    )  # fmt: skip
+    # before: edits 1 - 2/4 and 1 - 2/3; after: "a" is 0 0 0 0 1 1, "b" all sitting
+    assert flicker["edit"] == pytest.approx((50.0 + 100 / 3) / 2)
+    assert flicker["mof"] == pytest.approx(70.0)  # 4 of 6 and 3 of 4 frames
+    assert flicker["absorbed_mof"] == pytest.approx(90.0)  # 5 of 6 and 4 of 4
+    assert (flicker["absorbed_edit"], flicker["absorbed_f1@50"]) == (100.0, 100.0)
+    # merging a true short segment costs the ground truth itself
+    (short_truth,) = short_segment_table([_run("x", {"a": [0] * 6, "b": [1] * 4})], 3)[:1]
+    assert short_truth["absorbed_segments_per_sequence"] == 1.0  # 0 0 0 1 1 1 -> one segment
+    assert short_truth["absorbed_edit"] == pytest.approx(75.0)  # (50 + 100) / 2
 
 
 def test_stray_boundary_table_names_the_activities_cut_into_pieces() -> None:

@@ -15,6 +15,7 @@ from histvq.metrics import (
     METRIC_KEYS,
     THRESHOLDS,
     MetricInputError,
+    absorb_short_segments,
     boundary_agreement,
     evaluate_segmentation,
     match_predictions,
@@ -472,6 +473,55 @@ def test_patch_majority_hand_checked():
 def test_patch_majority_rejects_bad_input(labels, size, message):
     with pytest.raises(MetricInputError, match=message):
         patch_majority(labels, size)
+
+
+def test_absorb_short_segments_hand_checked():
+    flicker = np.array([0] * 5 + [1] * 2 + [0] * 5)
+    assert absorb_short_segments(flicker, 2).tolist() == [0] * 12
+    assert absorb_short_segments(flicker, 1).tolist() == flicker.tolist()  # 2 frames > 1
+    # a tie between neighbours goes left; at an end the only neighbour wins
+    assert absorb_short_segments(np.array([0, 0, 1, 2, 2]), 1).tolist() == [0, 0, 0, 2, 2]
+    assert absorb_short_segments(np.array([3, 0, 0, 0]), 1).tolist() == [0, 0, 0, 0]
+    # shortest first: the 1 (one frame) joins the longer 0s, then the 2s (two frames) sit
+    # between four 0s and four 5s and go left
+    labels = np.array([0, 0, 0, 1, 2, 2, 5, 5, 5, 5])
+    assert absorb_short_segments(labels, 2).tolist() == [0] * 6 + [5] * 4
+    # all short: merged down to one segment, never fewer
+    assert absorb_short_segments(np.array([0, 1, 0, 1]), 1).tolist() == [1, 1, 1, 1]
+    assert absorb_short_segments(np.array([7, 7]), 5).tolist() == [7, 7]
+    assert absorb_short_segments(labels, 0).tolist() == labels.tolist()
+    assert labels.tolist() == [0, 0, 0, 1, 2, 2, 5, 5, 5, 5]  # the input is left alone
+    assert absorb_short_segments(labels.astype(np.int32), 2).dtype == np.int32
+
+
+def test_absorb_short_segments_properties_on_random_sequences():
+    rng = np.random.default_rng(3)
+    for _ in range(200):
+        labels = np.repeat(rng.integers(0, 4, 12), rng.integers(1, 6, 12))
+        max_length = int(rng.integers(0, 5))
+        result = absorb_short_segments(labels, max_length)
+        values, starts, ends = segment_bounds(result)
+        assert values.size == 1 or (ends - starts).min() > max_length
+        assert values.size <= segment_bounds(labels)[0].size
+        # frames of segments longer than max_length keep their label
+        _, old_starts, old_ends = segment_bounds(labels)
+        for start, end in zip(old_starts, old_ends, strict=True):
+            if end - start > max_length:
+                assert (result[start:end] == labels[start:end]).all()
+
+
+@pytest.mark.parametrize(
+    ("labels", "max_length", "message"),
+    [
+        (np.array([0, 1]), -1, "non-negative"),
+        (np.array([0, 1]), 1.5, "must be an integer"),
+        (np.array([], dtype=int), 1, "empty"),
+        (np.zeros((2, 2), dtype=int), 1, "1-D"),
+    ],
+)
+def test_absorb_short_segments_rejects_bad_input(labels, max_length, message):
+    with pytest.raises(MetricInputError, match=message):
+        absorb_short_segments(labels, max_length)
 
 
 def test_boundary_agreement_hand_checked():

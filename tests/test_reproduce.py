@@ -46,6 +46,11 @@ def test_recipe_on_two_recordings_one_epoch(tmp_path: Path) -> None:
     with (results / "hugadb_patch_oracle.csv").open() as handle:
         (oracle,) = list(csv.DictReader(handle))
     assert oracle["patch_size"] == "60" and 80 < float(oracle["mof"]) <= 100
+    with (results / "hugadb_short_segments.csv").open() as handle:
+        short = list(csv.DictReader(handle))
+    assert [(row["source"], row["max_length"]) for row in short] == [
+        ("ground truth", "60"), ("SMQ", "60"), ("HiST-VQ", "60"),
+    ]  # fmt: skip
     assert (results / "hugadb_HuGaDB_v2_various_01_00.png").stat().st_size > 0
     with (results / "hugadb_codebook_use.csv").open() as handle:
         logged = list(csv.DictReader(handle))

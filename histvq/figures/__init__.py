@@ -16,7 +16,9 @@ model cuts into pieces),
 ``<prefix>_patch_oracle.csv`` (the scores of the ground truth's majority label per patch of
 the runs' patch size: what the patch grid alone costs, the ceiling of a model that labels
 whole patches, and how much a patch's true activity says about its timestamp, the temporal
-loss's target) and ``<prefix>_<sequence>.png`` per ``--sequence`` (the ground truth with every run's
+loss's target), ``<prefix>_short_segments.csv`` (every run's scores as it is and with its
+segments of at most one patch merged into a neighbour: what the short segments cost it) and
+``<prefix>_<sequence>.png`` per ``--sequence`` (the ground truth with every run's
 segmentation stacked under it, as the paper's Fig. 4). Runs are training run folders: their
 ``predictions/<sequence>.txt`` (labels after the global matching) are compared with the
 ground truth of the prepared dataset named in their ``.hydra/config.yaml``.
@@ -27,6 +29,7 @@ from histvq.figures.run_labels import RunLabels, load_run_labels
 from histvq.figures.tables import (
     patch_oracle_table,
     segment_table,
+    short_segment_table,
     stray_boundary_table,
     write_table,
 )
@@ -37,6 +40,7 @@ __all__ = [
     "load_run_labels",
     "patch_oracle_table",
     "segment_table",
+    "short_segment_table",
     "stray_boundary_table",
     "write_table",
 ]

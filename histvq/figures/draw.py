@@ -10,9 +10,11 @@ from histvq.evaluation.plotting import plot_length_distributions, plot_segmentat
 from histvq.figures.run_labels import RunLabels
 from histvq.figures.tables import (
     PATCH_ORACLE_COLUMNS,
+    SHORT_SEGMENT_COLUMNS,
     STRAY_COLUMNS,
     patch_oracle_table,
     segment_table,
+    short_segment_table,
     stray_boundary_table,
     write_table,
 )
@@ -39,6 +41,9 @@ def draw(runs: Sequence[RunLabels], sequences: Sequence[str], out: Path, prefix:
         oracle = patch_oracle_table(list(reference.targets.values()), [reference.patch_size])
         path = out / f"{prefix}_patch_oracle.csv"
         written.append(write_table(oracle, path, PATCH_ORACLE_COLUMNS))
+        short = short_segment_table(runs, reference.patch_size)
+        path = out / f"{prefix}_short_segments.csv"
+        written.append(write_table(short, path, SHORT_SEGMENT_COLUMNS))
     for sequence in sequences:
         missing = [run.name for run in runs if sequence not in run.predictions]
         if missing:

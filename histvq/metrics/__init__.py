@@ -23,6 +23,7 @@ from histvq.metrics.names import (
 
 _LAZY = {
     "MetricInputError": "functional",
+    "absorb_short_segments": "functional",
     "boundary_agreement": "functional",
     "evaluate_segmentation": "functional",
     "match_predictions": "functional",

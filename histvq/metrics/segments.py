@@ -133,6 +133,34 @@ def patch_majority(labels: np.ndarray, patch_size: int) -> np.ndarray:
     return counts.argmax(axis=1).astype(array.dtype)[patch]
 
 
+def absorb_short_segments(labels: np.ndarray, max_length: int) -> np.ndarray:
+    """``labels`` with every segment of at most ``max_length`` frames merged into a neighbour:
+    repeatedly the shortest such segment (the earliest among equals) takes the label of its
+    longer neighbour (the left one on a tie, the only one at either end), until none is
+    left or the sequence is one segment.
+
+    Not part of any protocol: scoring a prediction before and after shows how much of its
+    Edit and F1 the short segments (e.g. single patches inside an activity) cost. Returns a
+    new array; ``labels`` is left as it is.
+    """
+    (array,) = _as_label_arrays("labels", [labels])
+    if isinstance(max_length, bool) or not isinstance(max_length, (int, np.integer)):
+        raise MetricInputError(f"max_length must be an integer, got {max_length!r}")
+    if max_length < 0:
+        raise MetricInputError(f"max_length must be non-negative, got {max_length}")
+    result = array.copy()
+    while True:
+        values, starts, ends = segment_bounds(result)
+        lengths = ends - starts
+        short = np.flatnonzero(lengths <= max_length)
+        if short.size == 0 or values.size == 1:
+            return result
+        index = int(short[np.argmin(lengths[short])])
+        left = lengths[index - 1] if index > 0 else -1
+        right = lengths[index + 1] if index + 1 < values.size else -1
+        result[starts[index] : ends[index]] = values[index - 1 if left >= right else index + 1]
+
+
 def timestamp_predictability(targets: Sequence[np.ndarray], patch_size: int) -> dict[str, float]:
     """How much a patch's true activity says about where in its sequence the patch lies.
 
