@@ -29,6 +29,13 @@ import numpy as np
 from scipy.spatial.distance import jensenshannon
 
 from histvq.errors import ConfigError
+from histvq.metrics.diagnostics import (
+    absorb_short_segments,
+    boundary_agreement,
+    patch_majority,
+    stray_boundaries_by_label,
+    timestamp_predictability,
+)
 from histvq.metrics.levenshtein import _levenshtein_many
 from histvq.metrics.matching import (
     _match,
@@ -48,14 +55,9 @@ from histvq.metrics.segments import (
     _Dataset,
     _prepare,
     _sorted_union,
-    absorb_short_segments,
-    boundary_agreement,
-    patch_majority,
     segment_bounds,
     segment_lengths,
     segment_statistics,
-    stray_boundaries_by_label,
-    timestamp_predictability,
 )
 
 __all__ = [
