@@ -20,7 +20,7 @@ from histvq.metrics import (
     stray_boundaries_by_label,
     timestamp_predictability,
 )
-from histvq.metrics.names import METRIC_KEYS
+from histvq.metrics.names import METRIC_KEYS, SCORE_KEYS
 
 SEGMENT_COLUMNS = (
     "source", "sequences", "segments", "segments_per_sequence", "ratio_to_ground_truth",
@@ -41,18 +41,25 @@ def _aligned(
     return list(labels.values()), [targets[name] for name in labels]
 
 
+def _sources(
+    runs: Sequence[RunLabels],
+) -> list[tuple[str, dict[str, np.ndarray], dict[str, np.ndarray]]]:
+    """(name, labels, targets) of the ground truth of the first run's sequences (scored
+    against itself), then of every run."""
+    reference = runs[0]
+    sources = [("ground truth", reference.targets, reference.targets)]
+    return sources + [(run.name, run.predictions, run.targets) for run in runs]
+
+
 def segment_table(runs: Sequence[RunLabels]) -> list[dict[str, str | float]]:
     """One row per source (the ground truth of the first run's sequences, then every run):
     how finely it segments, with its segments per sequence relative to the ground truth's,
     and how many of its boundaries lie within one patch of a true one and the reverse
     (:func:`boundary_agreement`; tolerance the first run's patch size, 0 when unknown):
     extra segments at true transitions or inside an activity."""
-    reference = runs[0]
     tolerance = _boundary_tolerance(runs)
-    sources = [("ground truth", reference.targets, reference.targets)]
-    sources += [(run.name, run.predictions, run.targets) for run in runs]
     rows: list[dict[str, str | float]] = []
-    for name, labels, targets in sources:
+    for name, labels, targets in _sources(runs):
         predicted, true = _aligned(labels, targets)
         agreement = boundary_agreement(predicted, true, tolerance)
         row: dict[str, str | float] = {
@@ -126,7 +133,6 @@ def patch_oracle_table(
     return rows
 
 
-SCORE_KEYS = METRIC_KEYS[:5]  # MoF, Edit, F1@10, F1@25, F1@50
 SHORT_SEGMENT_COLUMNS = (
     "source", "max_length", "segments_per_sequence", "absorbed_segments_per_sequence",
     *SCORE_KEYS, *(f"absorbed_{key}" for key in SCORE_KEYS),
@@ -140,11 +146,8 @@ def short_segment_table(runs: Sequence[RunLabels], max_length: int) -> list[dict
     sequence before and after. A run's rise in Edit is what its short segments cost it;
     the ground truth's fall is what merging costs a perfect segmentation (true short
     segments lost)."""
-    reference = runs[0]
-    sources = [("ground truth", reference.targets, reference.targets)]
-    sources += [(run.name, run.predictions, run.targets) for run in runs]
     rows: list[dict[str, str | float]] = []
-    for name, labels, targets in sources:
+    for name, labels, targets in _sources(runs):
         predicted, true = _aligned(labels, targets)
         absorbed = [absorb_short_segments(sequence, max_length) for sequence in predicted]
         scores = segmentation_scores(predicted, true)

@@ -8,6 +8,8 @@ matched to is named, so every table, plot and prediction file says the same.
 from __future__ import annotations
 
 METRIC_KEYS: tuple[str, ...] = ("mof", "edit", "f1@10", "f1@25", "f1@50", "jsd")
+# The scores the paper's accuracy tables report (all but the segment-length bias JSD).
+SCORE_KEYS: tuple[str, ...] = METRIC_KEYS[:5]
 METRIC_NAMES: dict[str, str] = {
     "mof": "MoF",
     "edit": "Edit",

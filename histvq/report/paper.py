@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from histvq.errors import ConfigError, HistvqError
-from histvq.metrics.names import MATCHINGS, METRIC_KEYS, METRIC_NAMES
+from histvq.metrics.names import MATCHINGS, METRIC_KEYS, METRIC_NAMES, SCORE_KEYS
 from histvq.report.published import published_scores
 from histvq.report.render import csv_text, markdown_table, number_text
 from histvq.report.runs import MISSING, Run, sort_key
@@ -204,7 +204,7 @@ class PaperSummary:
 
     @property
     def metrics(self) -> tuple[str, ...]:
-        return ("jsd",) if self.table.jsd else METRIC_KEYS[:5]
+        return ("jsd",) if self.table.jsd else SCORE_KEYS
 
     @property
     def aggregated(self) -> bool:

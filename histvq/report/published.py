@@ -12,9 +12,7 @@ row for 0.001 reads 44.1 MoF where Table 2 reads 44.0; BABEL's default
 
 from __future__ import annotations
 
-from histvq.metrics.names import METRIC_KEYS
-
-SCORE_KEYS: tuple[str, ...] = METRIC_KEYS[:5]  # MoF, Edit, F1@10, F1@25, F1@50
+from histvq.metrics.names import SCORE_KEYS
 
 _HISTVQ_HUGADB = (48.2, 44.3, 49.4, 39.8, 28.3)
 _HISTVQ_BABEL3 = (44.0, 41.8, 38.6, 33.2, 24.1)
