@@ -1,17 +1,25 @@
 """Experiment loggers configured for Hydra runs and sweeps.
 
+The CSV log of a run resumed into its own folder continues the interrupted run's log
+(:class:`ResumableCSVLogger`).
+
 W&B runs are named from the run's command-line overrides and grouped by sweep, so every job
 of a multirun is its own run and a sweep shows up as one group on the dashboard.
 """
 
 from __future__ import annotations
 
+import csv
 import logging
 import netrc
 import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+
+from lightning.pytorch.loggers import CSVLogger
+from lightning.pytorch.loggers.csv_logs import ExperimentWriter
+from lightning.pytorch.loggers.logger import rank_zero_experiment
 
 log = logging.getLogger(__name__)
 
@@ -91,3 +99,40 @@ def finish_wandb(failed: bool) -> None:
         return
     if wandb.run is not None:
         wandb.finish(exit_code=1 if failed else 0)
+
+
+class ResumableCSVLogger(CSVLogger):
+    """Lightning's CSV logger that keeps the log of the run it resumes.
+
+    Lightning's writer deletes an existing ``metrics.csv`` when it starts, so a run resumed
+    into its own folder (``ckpt_path=last``, a requeued or preempted job) would lose the
+    history of every epoch before the interruption (codebook use, losses: ``python -m
+    histvq.report --history``). With ``append`` set (the training pipeline sets it when it
+    resumes) the new lines go after the old ones under one header that covers both. Steps
+    trained again after the checkpoint log their lines again; readers merge lines per (epoch,
+    step) with the later ones winning (:func:`histvq.report.history.read_log`).
+    """
+
+    def __init__(self, *args: Any, append: bool = False, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.append = append
+
+    @property
+    @rank_zero_experiment
+    def experiment(self) -> ExperimentWriter:
+        if self._experiment is None and self.append:
+            self._fs.makedirs(self.root_dir, exist_ok=True)
+            self._experiment = _AppendingWriter(log_dir=self.log_dir)
+        return super().experiment
+
+
+class _AppendingWriter(ExperimentWriter):
+    """An experiment writer that continues an existing ``metrics.csv`` instead of deleting
+    it, starting from the columns its header already has."""
+
+    def _check_log_dir_exists(self) -> None:
+        if not self._fs.isfile(self.metrics_file_path):
+            return
+        with self._fs.open(self.metrics_file_path, "r", newline="") as handle:
+            header = next(csv.reader(handle), [])
+        self.metrics_keys = sorted(header)

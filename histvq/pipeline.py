@@ -21,7 +21,7 @@ from histvq.config import instantiate_node, required, to_plain
 from histvq.data.datamodule import LayoutDataModule
 from histvq.errors import ConfigError
 from histvq.evaluation import evaluate_module, format_metrics_table, write_evaluation
-from histvq.loggers import finish_wandb
+from histvq.loggers import ResumableCSVLogger, finish_wandb
 from histvq.metrics.names import MATCHINGS, METRIC_KEYS, METRICS_FILE
 from histvq.models import build_model
 from histvq.models.checkpoint import load_trained
@@ -38,6 +38,8 @@ quiet_third_party_notices()
 # A dataset key of older run configs that configured the model, not the DataModule (it is
 # dataset.model_defaults.lambda_temp now).
 LEGACY_DATASET_KEYS = ("lambda_temp",)
+# ckpt_path value that resumes the run folder's own last checkpoint when there is one.
+RESUME_LAST = "last"
 
 
 def _instantiate_group(group: DictConfig | None, key: str) -> list[Any]:
@@ -122,8 +124,7 @@ def train_for_objective(cfg: DictConfig) -> float | None:
 
 def _train_and_evaluate(cfg: DictConfig) -> dict[str, Any] | None:
     output_dir = Path(cfg.paths.output_dir)
-    if cfg.get("ckpt_path") and not Path(cfg.ckpt_path).is_file():
-        raise ConfigError(f"ckpt_path: {cfg.ckpt_path} does not exist")
+    resume_from = checkpoint_to_resume(cfg)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     datamodule = build_datamodule(cfg)
     spec = datamodule.spec
@@ -136,12 +137,15 @@ def _train_and_evaluate(cfg: DictConfig) -> dict[str, Any] | None:
     # Checks that all ranks share the run folder and logs the config from global rank 0.
     callbacks.append(SharedRunSetup(str(output_dir), run_config))
     loggers = _instantiate_group(cfg.get("logger"), "logger")
+    for logger in loggers:
+        if isinstance(logger, ResumableCSVLogger):
+            logger.append = resume_from is not None
     trainer: L.Trainer = instantiate_node(
         cfg.trainer, "trainer", callbacks=callbacks, logger=loggers or False
     )
     log.info("output dir: %s", output_dir)
     with relaunch_pinned_to(output_dir):
-        trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+        trainer.fit(model, datamodule=datamodule, ckpt_path=resume_from)
     if not trainer.is_global_zero:
         return None
     metrics = final_metrics(callbacks, output_dir)
@@ -152,6 +156,35 @@ def _train_and_evaluate(cfg: DictConfig) -> dict[str, Any] | None:
     print(format_metrics_table(metrics, title=title))
     print(f"run folder: {output_dir}")
     return metrics
+
+
+def checkpoint_to_resume(cfg: DictConfig) -> str | None:
+    """The checkpoint training resumes from, or None to start from scratch.
+
+    ``ckpt_path`` names a checkpoint file; ``ckpt_path=last`` names this run folder's own
+    ``last.ckpt`` when it has one and starts from scratch when not, so the same command run
+    again in the same folder (a fixed ``hydra.run.dir``, a sweep run again with
+    ``python -m histvq.reproduce --resume``, a preempted job) continues where it stopped.
+    """
+    ckpt_path = cfg.get("ckpt_path")
+    if not ckpt_path:
+        return None
+    if str(ckpt_path) != RESUME_LAST:
+        if not Path(ckpt_path).is_file():
+            raise ConfigError(f"ckpt_path: {ckpt_path} does not exist")
+        return str(ckpt_path)
+    checkpointing = (cfg.get("callbacks") or {}).get("model_checkpoint")
+    if not checkpointing:
+        raise ConfigError(
+            "ckpt_path=last: callbacks.model_checkpoint is disabled, so this run folder "
+            "has no checkpoint to resume from"
+        )
+    last = Path(checkpointing.dirpath) / "last.ckpt"
+    if last.is_file():
+        log.info("resuming from %s", last)
+        return str(last)
+    log.info("ckpt_path=last: no %s yet, training from the start", last)
+    return None
 
 
 def final_metrics(callbacks: list[Any], output_dir: Path) -> dict[str, Any] | None:

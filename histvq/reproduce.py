@@ -4,7 +4,7 @@
 
     python -m histvq.reproduce [--device gpu] [--jobs 6] [--seeds 0,1,2] [--epochs 30]
                                [--data-dir data] [--out outputs/multirun/hugadb_paper]
-                               [--results results] [-- extra Hydra overrides]
+                               [--results results] [--resume] [-- extra Hydra overrides]
 
 runs the sweep ``conf/sweeps/hugadb_paper.yaml`` (SMQ and HiST-VQ on the paper's HuGaDB set,
 the reference protocol, ``experiment=hugadb_paper[_smq]``) with ``--jobs`` jobs in parallel
@@ -25,6 +25,10 @@ the reference protocol, ``experiment=hugadb_paper[_smq]``) with ``--jobs`` jobs 
 - ``<results>/hugadb_codebook_use.csv`` and ``.png``: codes used, dead codes and perplexity
   per quantizer level of every run over training (``python -m histvq.report --history
   codebook``), to see whether a level collapses.
+
+``--resume`` runs the same sweep again in ``--out`` with ``ckpt_path=last``: each job
+continues from its own last checkpoint (an interrupted or preempted one where it stopped,
+a finished one is only evaluated again), its CSV log continued.
 
 The dataset must be prepared under ``<data-dir>/hugadb`` (``python -m histvq.prepare hugadb
 --input <HuGaDB folder> --output <data-dir>``).
@@ -56,6 +60,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--out", type=Path, default=ROOT / "outputs/multirun/hugadb_paper")
     parser.add_argument("--results", type=Path, default=ROOT / "results")
     parser.add_argument("--sequence", action="append", default=None)
+    parser.add_argument(
+        "--resume", action="store_true",
+        help="run the sweep in --out again, every job continuing from its own last "
+        "checkpoint (an interrupted job where it stopped, a finished one only re-evaluated)",
+    )  # fmt: skip
     parser.add_argument("overrides", nargs="*", help="extra Hydra overrides (after --)")
     return parser
 
@@ -68,6 +77,8 @@ def sweep_command(args: argparse.Namespace) -> list[str]:
         f"paths.data_dir={args.data_dir}", f"hydra.sweep.dir={args.out}",
         "trainer.enable_progress_bar=false",
     ]  # fmt: skip
+    if args.resume:
+        command.append("ckpt_path=last")
     if args.jobs > 1:
         command += ["hydra/launcher=joblib", f"hydra.launcher.n_jobs={args.jobs}"]
     return [*command, *args.overrides]

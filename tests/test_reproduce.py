@@ -6,11 +6,23 @@ import csv
 from pathlib import Path
 
 import pytest
+import torch
 from conftest import SHARED_DATA, run_script
 
 from histvq.prepare import prepare_dataset
+from histvq.report.history import read_log
 
 HUGADB = SHARED_DATA / "hugadb"
+
+
+def _recipe(tmp_path: Path, *options: str) -> list[str]:
+    """The recipe's command line on the two prepared recordings under ``tmp_path``."""
+    return [
+        "-m", "histvq.reproduce", "--device", "cpu", "--jobs", "1", "--seeds", "0", *options,
+        "--data-dir", str(tmp_path / "data"), "--out", str(tmp_path / "sweep"),
+        "--results", str(tmp_path / "results"), "--sequence", "HuGaDB_v2_various_01_00", "--",
+        "model.encoder.hidden_channels=8", "eval.plots=false", "trainer.log_every_n_steps=1",
+    ]  # fmt: skip
 
 
 @pytest.mark.skipif(not HUGADB.is_dir(), reason="needs ../shared/data/hugadb")
@@ -21,15 +33,7 @@ def test_recipe_on_two_recordings_one_epoch(tmp_path: Path) -> None:
     copy.write_text(raw.read_text())
     prepare_dataset("hugadb", [raw, copy], tmp_path / "data", progress=False)
     results = tmp_path / "results"
-    result = run_script(
-        [
-            "-m", "histvq.reproduce", "--device", "cpu", "--jobs", "1", "--seeds", "0",
-            "--epochs", "1", "--data-dir", str(tmp_path / "data"), "--out", str(tmp_path / "sweep"),
-            "--results", str(results), "--sequence", "HuGaDB_v2_various_01_00", "--",
-            "model.encoder.hidden_channels=8", "eval.plots=false", "trainer.log_every_n_steps=1",
-        ],
-        timeout=900,
-    )  # fmt: skip
+    result = run_script(_recipe(tmp_path, "--epochs", "1"), timeout=900)
     assert result.returncode == 0, result.stderr[-3000:]
     with (results / "hugadb_table1.csv").open() as handle:
         rows = list(csv.DictReader(handle))
@@ -61,3 +65,12 @@ def test_recipe_on_two_recordings_one_epoch(tmp_path: Path) -> None:
     assert (results / "hugadb_codebook_use.png").stat().st_size > 0
     jobs = sorted(p.name for p in (tmp_path / "sweep").iterdir() if p.name.isdigit())
     assert jobs == ["0", "1"]
+    # --resume with one more epoch: each job continues from its own checkpoint, its log kept
+    resumed = run_script(_recipe(tmp_path, "--epochs", "2", "--resume"), timeout=900)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    for job in jobs:
+        run = tmp_path / "sweep" / job
+        assert torch.load(run / "checkpoints" / "last.ckpt", weights_only=False)["epoch"] == 1
+        log = read_log(run / "csv" / "metrics.csv")
+        trained = [(line["epoch"], line["step"]) for line in log if "epoch" in line]
+        assert trained == [("0", "0"), ("1", "1")], log  # one step per epoch, both kept

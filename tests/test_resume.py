@@ -16,7 +16,9 @@ import torch
 from conftest import ROOT, TINY
 
 from histvq.callbacks.divergence import DivergenceError
+from histvq.errors import ConfigError
 from histvq.pipeline import train_and_evaluate
+from histvq.report.history import read_log
 
 # Dropout on, several batches per epoch and periodic evaluations between epochs: every
 # source of randomness and order a resume must restore is exercised.
@@ -60,6 +62,43 @@ def test_resume_at_an_epoch_end_equals_an_uninterrupted_run(tiny_train_config, t
     train_and_evaluate(resumed)
     assert _metrics(tmp_path / "resumed") == _metrics(tmp_path / "straight")
     assert _metrics(tmp_path / "half") != _metrics(tmp_path / "straight")
+
+
+def _training_log(run: Path) -> dict[str, dict[str, str]]:
+    """Step -> the training values the run logged at that step. Evaluations are left out:
+    the interrupted run also evaluated itself when it stopped (a line with a step but no
+    epoch), and the uninterrupted one evaluated after epoch 1 instead."""
+    return {
+        line["step"]: {k: v for k, v in line.items() if not k.startswith("eval/")}
+        for line in read_log(run / "csv" / "metrics.csv")
+        if "epoch" in line
+    }
+
+
+def test_ckpt_path_last_starts_then_continues_the_run_folder_and_its_log(
+    tiny_train_config, tmp_path: Path
+) -> None:
+    straight = tiny_train_config("straight", *EXACT, "trainer.max_epochs=4")
+    train_and_evaluate(straight)
+    # No checkpoint in the folder yet: training starts from scratch.
+    train_and_evaluate(tiny_train_config("run", *EXACT, "trainer.max_epochs=2", "ckpt_path=last"))
+    last = tmp_path / "run" / "checkpoints" / "last.ckpt"
+    assert torch.load(last, weights_only=False)["epoch"] == 1
+    # The same command with more epochs continues it, log included.
+    train_and_evaluate(tiny_train_config("run", *EXACT, "trainer.max_epochs=4", "ckpt_path=last"))
+    assert _metrics(tmp_path / "run") == _metrics(tmp_path / "straight")
+    resumed_log = _training_log(tmp_path / "run")
+    # 4 steps per epoch, a line every 5 steps and one at each epoch's end: steps 3, 4 and 7
+    # were trained before the interruption.
+    assert sorted(resumed_log, key=int) == ["3", "4", "7", "9", "11", "14", "15"]
+    assert resumed_log == _training_log(tmp_path / "straight")
+
+
+def test_ckpt_path_last_without_checkpoints_is_a_config_error(tiny_train_config) -> None:
+    cfg = tiny_train_config("run", "ckpt_path=last", "~callbacks.model_checkpoint")
+    with pytest.raises(ConfigError) as raised:
+        train_and_evaluate(cfg)
+    assert str(raised.value).startswith("ckpt_path=last: callbacks.model_checkpoint is disabled")
 
 
 def test_resume_mid_epoch_continues_with_the_next_batch(tiny_train_config, tmp_path) -> None:

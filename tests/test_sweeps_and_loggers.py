@@ -13,7 +13,7 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
 from histvq.data.datamodules import LayoutDataModule
-from histvq.loggers import _hydra_context, wandb_logger
+from histvq.loggers import ResumableCSVLogger, _hydra_context, wandb_logger
 from histvq.models import build_model
 
 # Basic-sweeper grids; files that select another sweeper (Optuna searches) are tested with
@@ -117,3 +117,25 @@ def test_multirun_with_offline_wandb_gives_one_run_per_job(tmp_path: Path) -> No
     assert axes == {(f"model.levels={lv}", f"seed={s}") for lv in (1, 2) for s in (0, 1)}
     for run in runs:
         assert set(json.loads((run / "metrics.json").read_text())) >= {"global", "local"}
+
+
+def _write_log(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True)
+    path.write_text(text, encoding="utf-8")
+
+
+KEPT_LOG = ["epoch,step,train/a,train/b", "0,3,1.5,", "1,7,2.5,", "2,11,,4.0"]
+NEW_LOG = ["epoch,step,train/b", "2,11,4.0"]
+
+
+@pytest.mark.parametrize(("append", "expected"), [(True, KEPT_LOG), (False, NEW_LOG)])
+def test_csv_logger_continues_a_resumed_runs_log_only_when_told(
+    tmp_path: Path, append: bool, expected: list[str]
+) -> None:
+    log = tmp_path / "csv" / "metrics.csv"
+    _write_log(log, "epoch,step,train/a\n0,3,1.5\n1,7,2.5\n")
+    logger = ResumableCSVLogger(save_dir=tmp_path, name="csv", version="", append=append)
+    logger.log_metrics({"train/b": 4.0, "epoch": 2}, step=11)
+    logger.save()
+    # kept: one header over the old and new columns, the old lines under their own columns
+    assert log.read_text().splitlines() == expected
