@@ -21,7 +21,7 @@ from histvq.config import instantiate_node, required, to_plain
 from histvq.data.datamodule import LayoutDataModule
 from histvq.errors import ConfigError
 from histvq.evaluation import evaluate_module, format_metrics_table, write_evaluation
-from histvq.loggers import ResumableCSVLogger, finish_wandb
+from histvq.loggers import finish_wandb
 from histvq.metrics.names import MATCHINGS, METRIC_KEYS, METRICS_FILE
 from histvq.models import build_model
 from histvq.models.checkpoint import load_trained
@@ -40,17 +40,23 @@ quiet_third_party_notices()
 LEGACY_DATASET_KEYS = ("lambda_temp",)
 # ckpt_path value that resumes the run folder's own last checkpoint when there is one.
 RESUME_LAST = "last"
+# Loggers that continue a resumed run's log (their ``resume`` argument) instead of starting
+# a new one.
+RESUMABLE = ("histvq.loggers.ResumableCSVLogger", "histvq.loggers.wandb_logger")
 
 
-def _instantiate_group(group: DictConfig | None, key: str) -> list[Any]:
-    """Instantiate every entry of a dict-of-configs group (callbacks, loggers)."""
+def _instantiate_group(group: DictConfig | None, key: str, resume: bool | None = None) -> list[Any]:
+    """Instantiate every entry of a dict-of-configs group (callbacks, loggers); with
+    ``resume`` given, the loggers that can continue a resumed run's log are told whether
+    this run resumes."""
     if not group:
         return []
     objects = []
     for name, node in group.items():
         if node is None or "_target_" not in node:
             continue
-        objects.append(instantiate_node(node, f"{key}.{name}"))
+        extra = {"resume": resume} if resume is not None and node._target_ in RESUMABLE else {}
+        objects.append(instantiate_node(node, f"{key}.{name}", **extra))
     return objects
 
 
@@ -136,10 +142,7 @@ def _train_and_evaluate(cfg: DictConfig) -> dict[str, Any] | None:
     callbacks.append(ProcessSetup(keep_cpu_memory=bool(cfg.get("keep_cpu_memory", True))))
     # Checks that all ranks share the run folder and logs the config from global rank 0.
     callbacks.append(SharedRunSetup(str(output_dir), run_config))
-    loggers = _instantiate_group(cfg.get("logger"), "logger")
-    for logger in loggers:
-        if isinstance(logger, ResumableCSVLogger):
-            logger.append = resume_from is not None
+    loggers = _instantiate_group(cfg.get("logger"), "logger", resume=resume_from is not None)
     trainer: L.Trainer = instantiate_node(
         cfg.trainer, "trainer", callbacks=callbacks, logger=loggers or False
     )

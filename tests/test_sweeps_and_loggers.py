@@ -1,4 +1,5 @@
-"""Sweep files (dry runs), logger configs, and a real multirun with offline W&B."""
+"""Sweep files (dry runs), logger configs, a real multirun with offline W&B, and logs
+continued by a resumed run."""
 
 from __future__ import annotations
 
@@ -13,8 +14,14 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
 from histvq.data.datamodules import LayoutDataModule
-from histvq.loggers import ResumableCSVLogger, _hydra_context, wandb_logger
+from histvq.loggers import (
+    WANDB_RUN_ID_FILE,
+    ResumableCSVLogger,
+    _hydra_context,
+    wandb_logger,
+)
 from histvq.models import build_model
+from histvq.pipeline import train_and_evaluate
 
 # Basic-sweeper grids; files that select another sweeper (Optuna searches) are tested with
 # the launchers (test_launchers.py).
@@ -128,14 +135,27 @@ KEPT_LOG = ["epoch,step,train/a,train/b", "0,3,1.5,", "1,7,2.5,", "2,11,,4.0"]
 NEW_LOG = ["epoch,step,train/b", "2,11,4.0"]
 
 
-@pytest.mark.parametrize(("append", "expected"), [(True, KEPT_LOG), (False, NEW_LOG)])
+@pytest.mark.parametrize(("resume", "expected"), [(True, KEPT_LOG), (False, NEW_LOG)])
 def test_csv_logger_continues_a_resumed_runs_log_only_when_told(
-    tmp_path: Path, append: bool, expected: list[str]
+    tmp_path: Path, resume: bool, expected: list[str]
 ) -> None:
     log = tmp_path / "csv" / "metrics.csv"
     _write_log(log, "epoch,step,train/a\n0,3,1.5\n1,7,2.5\n")
-    logger = ResumableCSVLogger(save_dir=tmp_path, name="csv", version="", append=append)
+    logger = ResumableCSVLogger(save_dir=tmp_path, name="csv", version="", resume=resume)
     logger.log_metrics({"train/b": 4.0, "epoch": 2}, step=11)
     logger.save()
     # kept: one header over the old and new columns, the old lines under their own columns
     assert log.read_text().splitlines() == expected
+
+
+def test_a_run_resumed_in_place_continues_its_wandb_run(tiny_train_config, tmp_path) -> None:
+    kept_id = tmp_path / "run" / "wandb" / WANDB_RUN_ID_FILE
+    wandb_run = ("logger=wandb", "logger.wandb.offline=true", "eval.plots=false")
+
+    def train(*overrides: str) -> str:
+        train_and_evaluate(tiny_train_config("run", *wandb_run, *overrides))
+        return kept_id.read_text().strip()
+
+    first = train("trainer.max_epochs=1", "ckpt_path=last")  # nothing to resume: a new run
+    assert train("trainer.max_epochs=2", "ckpt_path=last") == first  # resumed: the same run
+    assert train("trainer.max_epochs=1") not in ("", first)  # trained again: a new run
