@@ -1,0 +1,60 @@
+"""The one-line-per-epoch training summary: its parts hand-checked, and its loss equal to
+the epoch mean Lightning logs."""
+
+from __future__ import annotations
+
+import csv
+import logging
+import re
+from pathlib import Path
+
+import pytest
+
+from histvq.callbacks.progress import epoch_line, format_duration
+from histvq.pipeline import train_and_evaluate
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [(0, "0 s"), (59.4, "59 s"), (60, "1 min 0 s"), (3599, "59 min 59 s"),
+     (3600, "1 h 0 min"), (28380, "7 h 53 min"), (-3, "0 s")],
+)  # fmt: skip
+def test_durations_read_as_a_progress_line_needs(seconds: float, text: str) -> None:
+    assert format_duration(seconds) == text
+
+
+def test_epoch_line_names_loss_terms_codes_and_time_left() -> None:
+    means = {"spatial": 5.7432e5, "temporal": 0.81234, "loss": 1006.2,
+             "level1/used_codes": 9.25, "level2/used_codes": 4.0}  # fmt: skip
+    assert epoch_line(2, 30, 138, means, 1032.0, 1000.0) == (
+        "epoch 3/30 (step 138) in 17 min 12 s: loss 1006 (unweighted terms: spatial "
+        "5.743e+05, temporal 0.8123); codes used per batch: level1 9.2, level2 4.0; "
+        "about 7 h 30 min left"
+    )
+    assert epoch_line(29, 30, 1380, {"loss": 2.0}, 5.0, 5.0) == (
+        "epoch 30/30 (step 1380) in 5 s: loss 2; done"
+    )
+    assert epoch_line(0, -1, 4, {"loss": 2.0}, 5.0, 5.0) == "epoch 1 (step 4) in 5 s: loss 2"
+
+
+def test_one_line_per_epoch_with_lightnings_epoch_mean_loss(
+    tiny_train_config, tmp_path: Path, caplog
+) -> None:
+    # 8 sequences in batches of 2: equal batches, so Lightning's batch-size-weighted epoch
+    # mean equals the summary's mean over batches
+    cfg = tiny_train_config(
+        "run", "dataset.generator.num_sequences=8", "dataset.batch_size=2",
+        "dataset.bucket_by_length=false", "trainer.max_epochs=2", "eval.plots=false",
+    )  # fmt: skip
+    with caplog.at_level(logging.INFO, logger="histvq.callbacks.progress"):
+        train_and_evaluate(cfg)
+    lines = [r.getMessage() for r in caplog.records if r.name == "histvq.callbacks.progress"]
+    assert [line.split(" (")[0] for line in lines] == ["epoch 1/2", "epoch 2/2"]
+    assert "; codes used per batch: level1 " in lines[0] and lines[0].endswith(" left")
+    assert lines[1].endswith("; done")
+    with (tmp_path / "run" / "csv" / "metrics.csv").open() as handle:
+        logged = [
+            float(r["train/loss_epoch"]) for r in csv.DictReader(handle) if r["train/loss_epoch"]
+        ]
+    summarised = [float(re.search(r": loss (\S+)", line).group(1)) for line in lines]
+    assert summarised == [float(f"{value:.4g}") for value in logged]
