@@ -13,6 +13,7 @@ from typing import Any
 
 import lightning as L
 import torch
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
 from histvq.callbacks.evaluation import SegmentationEvaluation
@@ -43,6 +44,8 @@ RESUME_LAST = "last"
 # Loggers that continue a resumed run's log (their ``resume`` argument) instead of starting
 # a new one.
 RESUMABLE = ("histvq.loggers.ResumableCSVLogger", "histvq.loggers.wandb_logger")
+# Exit status of a run stopped by SIGTERM: 128 + 15, as shells report a process it ended.
+SIGTERM_EXIT_STATUS = 143
 
 
 def _instantiate_group(group: DictConfig | None, key: str, resume: bool | None = None) -> list[Any]:
@@ -87,6 +90,14 @@ def train_and_evaluate(cfg: DictConfig) -> dict[str, Any] | None:
         metrics = _train_and_evaluate(cfg)
         failed = False
         return metrics
+    except SIGTERMException:
+        # Lightning's SIGTERMException is a SystemExit with status 0: a run cut short would
+        # look like a success to the shell, SLURM and Hydra's launchers.
+        log.warning(
+            "stopped by SIGTERM before training ended; the same command with ckpt_path=last "
+            "(and the same run folder) continues it"
+        )
+        raise SystemExit(SIGTERM_EXIT_STATUS) from None
     finally:
         finish_wandb(failed)
 

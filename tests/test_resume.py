@@ -1,5 +1,5 @@
-"""Resuming and reproducibility: exact resume (epoch end, mid-epoch, after SIGKILL),
-checkpoints during training, and the divergence guard."""
+"""Resuming and reproducibility: exact resume (epoch end, mid-epoch, after SIGKILL or SIGTERM,
+ckpt_path=last), checkpoints during training, and the divergence guard."""
 
 from __future__ import annotations
 
@@ -122,6 +122,23 @@ def test_resume_mid_epoch_continues_with_the_next_batch(tiny_train_config, tmp_p
     assert _metrics(tmp_path / "resumed") == _metrics(tmp_path / "straight")
 
 
+@pytest.mark.parametrize("step", [6, 8])  # within epoch 1; after its last batch
+def test_sigterm_writes_the_last_checkpoint_and_ckpt_path_last_continues_exactly(
+    tiny_train_config, tmp_path: Path, step: int
+) -> None:
+    straight = tiny_train_config("straight", *EXACT, "trainer.max_epochs=3")
+    train_and_evaluate(straight)
+    stop = ("+callbacks.sigterm._target_=_poison.SigtermAt", f"+callbacks.sigterm.step={step}")
+    with pytest.raises(SystemExit) as raised:
+        train_and_evaluate(tiny_train_config("run", *EXACT, "trainer.max_epochs=3", *stop))
+    assert raised.value.code == 143  # not Lightning's status 0: the run did not finish
+    last = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", weights_only=False)
+    assert last["global_step"] == step
+    assert not (tmp_path / "run" / "metrics.json").exists()
+    train_and_evaluate(tiny_train_config("run", *EXACT, "trainer.max_epochs=3", "ckpt_path=last"))
+    assert _metrics(tmp_path / "run") == _metrics(tmp_path / "straight")
+
+
 def test_divergence_stops_with_one_line_and_keeps_the_last_good_checkpoint(
     tiny_train_config, tmp_path: Path
 ) -> None:
@@ -155,7 +172,8 @@ def _start(run: Path, data: Path, *extra: str) -> subprocess.Popen:
 
 
 @pytest.mark.slow
-def test_sigkill_then_resume_equals_an_uninterrupted_run(tmp_path: Path) -> None:
+@pytest.mark.parametrize("stop", [signal.SIGKILL, signal.SIGTERM], ids=["SIGKILL", "SIGTERM"])
+def test_a_killed_run_resumed_in_place_equals_an_uninterrupted_run(tmp_path: Path, stop) -> None:
     data = tmp_path / "data"
     straight = _start(tmp_path / "straight", data)
     assert straight.wait(timeout=600) == 0, straight.stderr.read()[-2000:]
@@ -166,10 +184,12 @@ def test_sigkill_then_resume_equals_an_uninterrupted_run(tmp_path: Path) -> None
         time.sleep(0.2)
     time.sleep(1.0)  # let it get further, possibly into writing the next checkpoint
     assert killed.poll() is None, "the run finished before it could be killed"
-    killed.send_signal(signal.SIGKILL)
-    killed.wait(timeout=60)
+    killed.send_signal(stop)
+    assert killed.wait(timeout=120) == (143 if stop == signal.SIGTERM else -signal.SIGKILL)
     assert not (tmp_path / "killed" / "metrics.json").exists()
     assert torch.load(last, weights_only=False)["epoch"] < 7  # an intact, earlier checkpoint
-    resumed = _start(tmp_path / "resumed", data, f"ckpt_path={last}")
+    if stop == signal.SIGTERM:  # written at the end of the batch SIGTERM arrived in
+        assert "stopped by SIGTERM after step" in (tmp_path / "killed" / "train.log").read_text()
+    resumed = _start(tmp_path / "killed", data, "ckpt_path=last")
     assert resumed.wait(timeout=600) == 0, resumed.stderr.read()[-2000:]
-    assert _metrics(tmp_path / "resumed") == _metrics(tmp_path / "straight")
+    assert _metrics(tmp_path / "killed") == _metrics(tmp_path / "straight")
