@@ -7,10 +7,11 @@ import csv
 import logging
 import re
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
-from histvq.callbacks.progress import epoch_line, format_duration
+from histvq.callbacks.progress import EpochSummary, epoch_line, format_duration
 from histvq.pipeline import train_and_evaluate
 
 
@@ -26,15 +27,15 @@ def test_durations_read_as_a_progress_line_needs(seconds: float, text: str) -> N
 def test_epoch_line_names_loss_terms_codes_and_time_left() -> None:
     means = {"spatial": 5.7432e5, "temporal": 0.81234, "loss": 1006.2,
              "level1/used_codes": 9.25, "level2/used_codes": 4.0}  # fmt: skip
-    assert epoch_line(2, 30, 138, means, 1032.0, 1000.0) == (
+    assert epoch_line(2, 30, 138, means, 1032.0, 27000.0) == (
         "epoch 3/30 (step 138) in 17 min 12 s: loss 1006 (unweighted terms: spatial "
         "5.743e+05, temporal 0.8123); codes used per batch: level1 9.2, level2 4.0; "
         "about 7 h 30 min left"
     )
-    assert epoch_line(29, 30, 1380, {"loss": 2.0}, 5.0, 5.0) == (
+    assert epoch_line(29, 30, 1380, {"loss": 2.0}, 5.0, 0.0) == (
         "epoch 30/30 (step 1380) in 5 s: loss 2; done"
     )
-    assert epoch_line(0, -1, 4, {"loss": 2.0}, 5.0, 5.0) == "epoch 1 (step 4) in 5 s: loss 2"
+    assert epoch_line(0, -1, 4, {"loss": 2.0}, 5.0, None) == "epoch 1 (step 4) in 5 s: loss 2"
 
 
 def test_one_line_per_epoch_with_lightnings_epoch_mean_loss(
@@ -58,3 +59,14 @@ def test_one_line_per_epoch_with_lightnings_epoch_mean_loss(
         ]
     summarised = [float(re.search(r": loss (\S+)", line).group(1)) for line in lines]
     assert summarised == [float(f"{value:.4g}") for value in logged]
+
+
+def test_time_left_is_the_remaining_batches_at_the_pace_so_far() -> None:
+    summary = EpochSummary()
+    # a resumed run: 4 batches of a half epoch in 10 s, then a whole epoch of 10 in 30 s
+    summary._seconds_trained, summary._batches_trained = 40.0, 14
+    trainer = SimpleNamespace(max_epochs=5, current_epoch=2, num_training_batches=10)
+    assert summary._seconds_left(trainer) == pytest.approx(2 * 10 * 40.0 / 14)
+    assert summary._seconds_left(SimpleNamespace(**{**vars(trainer), "max_epochs": -1})) is None
+    endless = SimpleNamespace(**{**vars(trainer), "num_training_batches": float("inf")})
+    assert summary._seconds_left(endless) is None

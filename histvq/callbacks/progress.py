@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import time
 from typing import Any
 
@@ -30,11 +31,11 @@ def epoch_line(
     step: int,
     means: dict[str, float],
     epoch_seconds: float,
-    mean_epoch_seconds: float,
+    seconds_left: float | None,
 ) -> str:
     """The summary of one finished epoch (``epoch`` counts from 0): its mean loss, loss
-    terms (keys without a ``/``) and codes used per level (``level1/used_codes``) per batch, how long it took and, when the run has an epoch limit, about how
-    long the remaining epochs take at the mean pace so far."""
+    terms (keys without a ``/``) and codes used per level (``level1/used_codes``) per batch,
+    how long it took and, when the run has an epoch limit, ``seconds_left``."""
     of = f"/{max_epochs}" if max_epochs and max_epochs > 0 else ""
     terms = ", ".join(f"{k} {v:.4g}" for k, v in means.items() if "/" not in k and k != "loss")
     used = ", ".join(f"{k.split('/')[0]} {v:.1f}" for k, v in means.items() if "/" in k)
@@ -45,15 +46,15 @@ def epoch_line(
     if used:
         line += f"; codes used per batch: {used}"
     if of:
-        left = (max_epochs - epoch - 1) * mean_epoch_seconds
-        line += f"; about {format_duration(left)} left" if left > 0 else "; done"
+        done = epoch + 1 >= max_epochs
+        line += "; done" if done else f"; about {format_duration(seconds_left or 0)} left"
     return line
 
 
 class EpochSummary(Callback):
     """Logs one line when a training epoch ends: the mean over its batches of every loss
     term the model logs and of the codes each quantizer level used, the epoch's duration and
-    an estimate of the time left. The values stay on the device until the epoch ends (no host
+    an estimate of the time left (the remaining batches at the pace per batch so far). The values stay on the device until the epoch ends (no host
     synchronisation per step); only global rank 0 writes the line."""
 
     def __init__(self) -> None:
@@ -61,7 +62,8 @@ class EpochSummary(Callback):
         self._sums: dict[str, Tensor] = {}
         self._batches = 0
         self._started = 0.0
-        self._durations: list[float] = []
+        self._seconds_trained = 0.0
+        self._batches_trained = 0
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._sums, self._batches, self._started = {}, 0, time.monotonic()
@@ -81,10 +83,22 @@ class EpochSummary(Callback):
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         seconds = time.monotonic() - self._started
-        self._durations.append(seconds)
+        self._seconds_trained += seconds
+        self._batches_trained += self._batches
         if not trainer.is_global_zero or not self._batches:
             return
         means = {k: float(v) / self._batches for k, v in self._sums.items()}
-        mean_seconds = sum(self._durations) / len(self._durations)
-        epoch, max_epochs, step = trainer.current_epoch, trainer.max_epochs, trainer.global_step
-        log.info(epoch_line(epoch, max_epochs, step, means, seconds, mean_seconds))
+        epoch, step = trainer.current_epoch, trainer.global_step
+        line = epoch_line(
+            epoch, trainer.max_epochs, step, means, seconds, self._seconds_left(trainer)
+        )
+        log.info(line)
+
+    def _seconds_left(self, trainer: L.Trainer) -> float | None:
+        """The remaining epochs' batches at this process's pace per batch so far (an epoch
+        resumed midway counts only its own batches), None without an epoch limit."""
+        per_epoch = trainer.num_training_batches
+        if not trainer.max_epochs or trainer.max_epochs < 0 or not math.isfinite(per_epoch):
+            return None
+        remaining = (trainer.max_epochs - trainer.current_epoch - 1) * per_epoch
+        return remaining * self._seconds_trained / max(self._batches_trained, 1)
