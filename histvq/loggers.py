@@ -137,9 +137,10 @@ class ResumableCSVLogger(CSVLogger):
     Lightning's writer deletes an existing ``metrics.csv`` when it starts, so a run resumed
     into its own folder (``ckpt_path=last``, a requeued or preempted job) would lose the
     history of every epoch before the interruption (codebook use, losses: ``python -m
-    histvq.report --history``). With ``resume`` set the new lines go after the old ones under one header that covers both. Steps
-    trained again after the checkpoint log their lines again; readers merge lines per (epoch,
-    step) with the later ones winning (:func:`histvq.report.history.read_log`).
+    histvq.report --history``). With ``resume`` set the new lines go after the old ones,
+    under one header that covers both. Steps trained again after the checkpoint log their
+    lines again; readers merge lines per (epoch, step) with the later ones winning
+    (:func:`histvq.report.history.read_log`).
     """
 
     def __init__(self, *args: Any, resume: bool = False, **kwargs: Any) -> None:

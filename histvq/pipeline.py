@@ -16,6 +16,7 @@ import torch
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
+from histvq.callbacks.checkpoint import RunCheckpoint
 from histvq.callbacks.evaluation import SegmentationEvaluation
 from histvq.callbacks.runtime import ProcessSetup, SharedRunSetup
 from histvq.config import instantiate_node, required, to_plain
@@ -193,7 +194,11 @@ def checkpoint_to_resume(cfg: DictConfig) -> str | None:
             "ckpt_path=last: callbacks.model_checkpoint is disabled, so this run folder "
             "has no checkpoint to resume from"
         )
-    last = Path(checkpointing.dirpath) / "last.ckpt"
+    if not checkpointing.get("dirpath"):
+        raise ConfigError("ckpt_path=last: callbacks.model_checkpoint.dirpath must be set")
+    last = Path(checkpointing.dirpath) / (
+        RunCheckpoint.CHECKPOINT_NAME_LAST + RunCheckpoint.FILE_EXTENSION
+    )
     if last.is_file():
         log.info("resuming from %s", last)
         return str(last)

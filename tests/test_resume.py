@@ -94,11 +94,18 @@ def test_ckpt_path_last_starts_then_continues_the_run_folder_and_its_log(
     assert resumed_log == _training_log(tmp_path / "straight")
 
 
-def test_ckpt_path_last_without_checkpoints_is_a_config_error(tiny_train_config) -> None:
-    cfg = tiny_train_config("run", "ckpt_path=last", "~callbacks.model_checkpoint")
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [("~callbacks.model_checkpoint", "callbacks.model_checkpoint is disabled, so this run"),
+     ("callbacks.model_checkpoint.dirpath=null", "callbacks.model_checkpoint.dirpath must be")],
+)  # fmt: skip
+def test_ckpt_path_last_without_a_checkpoint_folder_is_a_config_error(
+    tiny_train_config, override: str, message: str
+) -> None:
+    cfg = tiny_train_config("run", "ckpt_path=last", override)
     with pytest.raises(ConfigError) as raised:
         train_and_evaluate(cfg)
-    assert str(raised.value).startswith("ckpt_path=last: callbacks.model_checkpoint is disabled")
+    assert str(raised.value).startswith(f"ckpt_path=last: {message}")
 
 
 def test_resume_mid_epoch_continues_with_the_next_batch(tiny_train_config, tmp_path) -> None:

@@ -54,8 +54,9 @@ def epoch_line(
 class EpochSummary(Callback):
     """Logs one line when a training epoch ends: the mean over its batches of every loss
     term the model logs and of the codes each quantizer level used, the epoch's duration and
-    an estimate of the time left (the remaining batches at the pace per batch so far). The values stay on the device until the epoch ends (no host
-    synchronisation per step); only global rank 0 writes the line."""
+    an estimate of the time left (the remaining batches at the pace per batch so far). The
+    values stay on the device until the epoch ends (no host synchronisation per step); only
+    global rank 0 writes the line."""
 
     def __init__(self) -> None:
         super().__init__()
