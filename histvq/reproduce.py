@@ -4,7 +4,8 @@
 
     python -m histvq.reproduce [--device gpu] [--jobs 6] [--seeds 0,1,2] [--epochs 30]
                                [--data-dir data] [--out outputs/multirun/hugadb_paper]
-                               [--results results] [--resume] [-- extra Hydra overrides]
+                               [--results results] [--resume | --report-only]
+                               [-- extra Hydra overrides]
 
 runs the sweep ``conf/sweeps/hugadb_paper.yaml`` (SMQ and HiST-VQ on the paper's HuGaDB set,
 the reference protocol, ``experiment=hugadb_paper[_smq]``) with ``--jobs`` jobs in parallel
@@ -26,7 +27,9 @@ the reference protocol, ``experiment=hugadb_paper[_smq]``) with ``--jobs`` jobs 
   per quantizer level of every run over training (``python -m histvq.report --history
   codebook``), to see whether a level collapses.
 
-``--resume`` runs the same sweep again in ``--out`` with ``ckpt_path=last``: each job
+``--report-only`` runs nothing and writes the same files from the runs already under
+``--out`` (any run folders below it made with ``experiment=hugadb_paper[_smq]``, a sweep's or
+not). ``--resume`` runs the same sweep again in ``--out`` with ``ckpt_path=last``: each job
 continues from its own last checkpoint (an interrupted or preempted one where it stopped,
 a finished one is only evaluated again), its CSV log continued.
 
@@ -60,7 +63,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--out", type=Path, default=ROOT / "outputs/multirun/hugadb_paper")
     parser.add_argument("--results", type=Path, default=ROOT / "results")
     parser.add_argument("--sequence", action="append", default=None)
-    parser.add_argument(
+    what = parser.add_mutually_exclusive_group()
+    what.add_argument(
+        "--report-only", action="store_true",
+        help="run nothing: write the tables and figures of the runs already under --out "
+        "(every run folder below it with experiment=hugadb_paper[_smq])",
+    )  # fmt: skip
+    what.add_argument(
         "--resume", action="store_true",
         help="run the sweep in --out again, every job continuing from its own last "
         "checkpoint (an interrupted job where it stopped, a finished one only re-evaluated)",
@@ -132,6 +141,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.jobs < 1:
         raise ConfigError(f"--jobs must be >= 1, got {args.jobs}")
+    if args.report_only:
+        return _print_results(args)
     if not (args.data_dir / "hugadb" / "features").is_dir():
         raise ConfigError(
             f"{args.data_dir / 'hugadb'}: not prepared; run `python -m histvq.prepare hugadb "
@@ -141,6 +152,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     result = subprocess.run(sweep_command(args), cwd=ROOT, env=env)
     if result.returncode != 0:
         return result.returncode
+    return _print_results(args)
+
+
+def _print_results(args: argparse.Namespace) -> int:
     for path in write_results(args.out, args.results, args.sequence or DEFAULT_SEQUENCES):
         print(path)
     return 0

@@ -15,12 +15,12 @@ from histvq.report.history import read_log
 HUGADB = SHARED_DATA / "hugadb"
 
 
-def _recipe(tmp_path: Path, *options: str) -> list[str]:
+def _recipe(tmp_path: Path, *options: str, results: str = "results") -> list[str]:
     """The recipe's command line on the two prepared recordings under ``tmp_path``."""
     return [
         "-m", "histvq.reproduce", "--device", "cpu", "--jobs", "1", "--seeds", "0", *options,
         "--data-dir", str(tmp_path / "data"), "--out", str(tmp_path / "sweep"),
-        "--results", str(tmp_path / "results"), "--sequence", "HuGaDB_v2_various_01_00", "--",
+        "--results", str(tmp_path / results), "--sequence", "HuGaDB_v2_various_01_00", "--",
         "model.encoder.hidden_channels=8", "eval.plots=false", "trainer.log_every_n_steps=1",
     ]  # fmt: skip
 
@@ -74,3 +74,20 @@ def test_recipe_on_two_recordings_one_epoch(tmp_path: Path) -> None:
         log = read_log(run / "csv" / "metrics.csv")
         trained = [(line["epoch"], line["step"]) for line in log if "epoch" in line]
         assert trained == [("0", "0"), ("1", "1")], log  # one step per epoch, both kept
+    # --report-only: the tables of the runs already there (now trained 2 epochs), no training
+    only = run_script(_recipe(tmp_path, "--report-only", results="again"))
+    assert only.returncode == 0, only.stderr[-3000:]
+    again = (tmp_path / "again" / "hugadb_table1.csv").read_text()
+    assert again == (results / "hugadb_table1.csv").read_text()
+    for job in jobs:
+        last = tmp_path / "sweep" / job / "checkpoints" / "last.ckpt"
+        assert torch.load(last, weights_only=False)["epoch"] == 1
+
+
+def test_report_only_without_runs_and_with_resume_are_one_line_errors(tmp_path: Path) -> None:
+    missing = run_script(["-m", "histvq.reproduce", "--report-only", "--out", str(tmp_path / "x")])
+    assert missing.returncode == 2
+    assert missing.stderr.strip().splitlines()[-1].endswith(f"{tmp_path / 'x'}: does not exist")
+    both = run_script(["-m", "histvq.reproduce", "--report-only", "--resume"])
+    assert both.returncode == 2
+    assert "not allowed with argument" in both.stderr
