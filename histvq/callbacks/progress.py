@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 import time
 from typing import Any
 
@@ -12,6 +13,12 @@ from lightning.pytorch.callbacks import Callback
 from torch import Tensor
 
 log = logging.getLogger(__name__)
+
+# What :func:`epoch_line` writes, read back by ``python -m histvq.report DIR --progress``.
+EPOCH_LINE_PATTERN = re.compile(
+    r"epoch (?P<epoch>\d+)(?:/(?P<epochs>\d+))? \(step (?P<step>\d+)\) in (?P<took>[^:]+): "
+    r".*?(?:; about (?P<left>.+) left|; (?P<done>done))?$"
+)
 
 
 def format_duration(seconds: float) -> str:

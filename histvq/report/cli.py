@@ -1,5 +1,6 @@
 """The command line of the report: ``python -m histvq.report DIR [--csv] [--paper TABLE]``
-(or ``--history GROUP`` for what the runs logged while training).
+(or ``--history GROUP`` for what the runs logged while training, ``--progress`` for where
+unfinished runs stand).
 
 :func:`report` is what the command prints (table text and notes), kept separate from
 :func:`main` so tests and other reporters get the same text without a subprocess; a
@@ -18,6 +19,7 @@ from histvq.errors import ConfigError, run_reporting_errors
 from histvq.metrics.names import MATCHINGS
 from histvq.report.history import history, plot_history
 from histvq.report.paper import PAPER_ALIASES, PaperSummary, paper_summary
+from histvq.report.progress import progress
 from histvq.report.runs import collect_runs
 from histvq.report.study import find_studies
 from histvq.report.summary import Summary, summarize
@@ -33,6 +35,7 @@ def report(
     history_group: str | None = None,
     plot: str | os.PathLike[str] | None = None,
     published: bool = False,
+    show_progress: bool = False,
 ) -> tuple[str, list[str]]:
     """(table text, notes) for every run under ``directory``; what the CLI prints.
 
@@ -41,7 +44,10 @@ def report(
     of the paper's tables, ``published`` with the paper's values beside ours.
     ``history_group`` lists what the runs logged under that group while training instead of
     their final scores. ``plot`` draws the history as curves, or the paper table's scores
-    per seed beside the paper's values, to that PNG file (named in the notes)."""
+    per seed beside the paper's values, to that PNG file (named in the notes).
+    ``show_progress`` lists where each run stands (finished, epochs done, time left)."""
+    if show_progress and (history_group is not None or paper or plot is not None):
+        raise ConfigError("--progress: lists the runs' state alone (no --history, --paper, --plot)")
     if history_group is not None and paper:
         raise ConfigError("--history and --paper: choose one (a paper table holds final scores)")
     if plot is not None and history_group is None and not paper:
@@ -49,6 +55,9 @@ def report(
     if published and not paper:
         raise ConfigError("--published: the paper's values go beside a --paper TABLE; name one")
     runs = collect_runs(directory)
+    if show_progress:
+        table = progress(runs, Path(directory).expanduser())
+        return (table.to_csv() if as_csv else table.to_markdown()), []
     if history_group is not None:
         logged = history(runs, history_group)
         notes = list(logged.notes)
@@ -103,6 +112,12 @@ def build_parser() -> argparse.ArgumentParser:
         "run), with --paper every seed's score beside the paper's value (one panel per dataset "
         "and metric)",
     )
+    parser.add_argument(
+        "--progress",
+        action="store_true",
+        help="where each run stands: finished or not, epochs done, the last epoch's duration, "
+        "the time left and how long ago its last epoch ended (from its training log)",
+    )
     parser.add_argument("--matching", choices=MATCHINGS, default="global")
     parser.add_argument(
         "--no-aggregate", action="store_true", help="one row per run, seed as a column"
@@ -125,6 +140,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             history_group=args.history,
             plot=args.plot,
             published=args.published,
+            show_progress=args.progress,
         )
         print(text)
         for note in notes:
