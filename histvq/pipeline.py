@@ -22,7 +22,12 @@ from histvq.callbacks.runtime import ProcessSetup, SharedRunSetup
 from histvq.config import instantiate_node, required, to_plain
 from histvq.data.datamodule import LayoutDataModule
 from histvq.errors import ConfigError
-from histvq.evaluation import evaluate_module, format_metrics_table, write_evaluation
+from histvq.evaluation import (
+    evaluate_module,
+    format_metrics_table,
+    write_evaluated_dataset,
+    write_evaluation,
+)
 from histvq.loggers import finish_wandb
 from histvq.metrics.names import MATCHINGS, METRIC_KEYS, METRICS_FILE
 from histvq.models import build_model
@@ -297,6 +302,9 @@ def evaluate_checkpoint(cfg: DictConfig) -> dict[str, Any]:
         plots=bool(cfg.eval.plots),
         max_sequence_plots=int(cfg.eval.max_sequence_plots),
         write_predictions=bool(cfg.eval.write_predictions),
+    )
+    write_evaluated_dataset(
+        output_dir, datamodule.data_dir, datamodule.name, datamodule.spec.patch_size
     )
     metrics = result.to_json()
     print(format_metrics_table(metrics, title=f"{ckpt_path} on {spec_name(data_cfg)}"))

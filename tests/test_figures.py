@@ -170,3 +170,8 @@ def test_a_run_whose_dataset_lost_or_changed_its_ground_truth_is_a_clear_error(
     truth.unlink()
     with pytest.raises(ConfigError, match=r"s\.txt: the run's dataset has no ground truth"):
         load_run_labels("model", run)
+
+
+def test_a_folder_that_is_no_run_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"neither a training run folder .* nor an evaluate\.py"):
+        load_run_labels("model", tmp_path)

@@ -13,6 +13,7 @@ from omegaconf import OmegaConf
 from histvq.data.datamodules import LayoutDataModule
 from histvq.errors import ConfigError
 from histvq.evaluation import format_metrics_table
+from histvq.figures import load_run_labels
 from histvq.metrics import METRIC_KEYS
 from histvq.models import HiSTVQ, build_model
 from histvq.pipeline import evaluate_checkpoint, train_and_evaluate
@@ -163,6 +164,14 @@ def test_evaluate_reproduces_training_metrics_and_resume(tiny_train_config, tmp_
     eval_preds = sorted((tmp_path / "eval" / "predictions").glob("*.txt"))
     train_preds = sorted((Path(train_cfg.paths.output_dir) / "predictions").glob("*.txt"))
     assert [p.read_text() for p in eval_preds] == [p.read_text() for p in train_preds]
+    # the evaluation folder names its dataset, so the figures read its ground truth
+    labels = load_run_labels("eval", tmp_path / "eval")
+    assert labels.patch_size == train_cfg.dataset.patch_size
+    assert sorted(labels.predictions) == [p.stem for p in eval_preds]
+    truth = Path(train_cfg.dataset.data_dir) / train_cfg.dataset.name / "groundTruth"
+    for name, target in labels.targets.items():
+        expected = (truth / f"{name}.txt").read_text().split()
+        assert [labels.label_names[int(i)] for i in target] == expected
     # resuming from the checkpoint continues training up to the new max_epochs
     resumed = tiny_train_config("resumed", f"ckpt_path={ckpt}", "trainer.max_epochs=3")
     train_and_evaluate(resumed)

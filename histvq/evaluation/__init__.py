@@ -18,6 +18,7 @@ _LAZY = {
     "segment_arrays": "segment",
     "segment_batches": "segment",
     "write_evaluation": "outputs",
+    "write_evaluated_dataset": "outputs",
 }
 
 __all__ = list(_LAZY)

@@ -7,9 +7,17 @@ import json
 from pathlib import Path
 from typing import Any
 
+from omegaconf import OmegaConf
+
 from histvq.evaluation.result import EvaluationResult
 from histvq.metrics import segment_lengths
-from histvq.metrics.names import CLUSTER_MAPPING_FILE, MATCHINGS, METRIC_KEYS, METRICS_FILE
+from histvq.metrics.names import (
+    CLUSTER_MAPPING_FILE,
+    EVALUATED_DATASET_FILE,
+    MATCHINGS,
+    METRIC_KEYS,
+    METRICS_FILE,
+)
 
 
 def write_evaluation(
@@ -73,6 +81,22 @@ def write_evaluation(
             )
         )
     return [Path(p) for p in paths]
+
+
+def write_evaluated_dataset(output_dir: Path, data_dir: str | Path, name: str, patch_size: int) -> Path:
+    """Record in an evaluation folder which prepared dataset its predictions are of, as the
+    ``dataset`` block of a training run's config (the folder made absolute), so tools that
+    read a run's ground truth (``python -m histvq.figures``) read an evaluation's too."""
+    record = {
+        "dataset": {
+            "data_dir": str(Path(data_dir).expanduser().resolve()),
+            "name": name,
+            "patch_size": patch_size,
+        }
+    }
+    path = output_dir / EVALUATED_DATASET_FILE
+    OmegaConf.save(OmegaConf.create(record), path)
+    return path
 
 
 def format_metrics_table(metrics: dict[str, Any], title: str = "") -> str:

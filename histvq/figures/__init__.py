@@ -19,9 +19,10 @@ whole patches, and how much a patch's true activity says about its timestamp, th
 loss's target), ``<prefix>_short_segments.csv`` (every run's scores as it is and with its
 segments of at most one patch merged into a neighbour: what the short segments cost it) and
 ``<prefix>_<sequence>.png`` per ``--sequence`` (the ground truth with every run's
-segmentation stacked under it, as the paper's Fig. 4). Runs are training run folders: their
-``predictions/<sequence>.txt`` (labels after the global matching) are compared with the
-ground truth of the prepared dataset named in their ``.hydra/config.yaml``.
+segmentation stacked under it, as the paper's Fig. 4). Runs are training run folders or
+``evaluate.py`` folders: their ``predictions/<sequence>.txt`` (labels after the global
+matching) are compared with the ground truth of the prepared dataset named in their
+``.hydra/config.yaml`` (an evaluation's: its ``evaluated_dataset.yaml``).
 """
 
 from histvq.figures.draw import draw

@@ -16,7 +16,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m histvq.figures", description=FIGURES_DOC)
     parser.add_argument(
         "--run", action="append", required=True, metavar="NAME=DIR",
-        help="a training run folder and the name it is shown under (repeatable)",
+        help="a training or evaluate.py run folder and the name it is shown under (repeatable)",
     )  # fmt: skip
     parser.add_argument("--sequence", action="append", default=[], help="a sequence to draw")
     parser.add_argument("--out", type=Path, default=Path("figures"), help="output folder")

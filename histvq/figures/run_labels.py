@@ -1,4 +1,4 @@
-"""A training run's predictions and its dataset's ground truth, read back as label ids."""
+"""A training or evaluation run's predictions and its dataset's ground truth, as label ids."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from histvq.data.layout import LABELS_DIR, MAPPING_DIR, MAPPING_FILE, read_labels, read_mapping
 from histvq.errors import ConfigError
-from histvq.metrics.names import unmatched_id
+from histvq.metrics.names import EVALUATED_DATASET_FILE, unmatched_id
 
 PREDICTIONS_DIR = "predictions"
 
@@ -30,12 +30,18 @@ class RunLabels:
 
 
 def _dataset_folder(run: Path) -> tuple[Path, int | None]:
-    """The prepared dataset of a run and its patch size, from its saved config (``${oc.env:
+    """The prepared dataset of a run and its patch size: an ``evaluate.py`` folder's record
+    of the dataset it evaluated, else the training run's saved config (``${oc.env:
     PROJECT_ROOT}`` is this checkout; a relative path resolves against the folder training
     was started from, which Hydra records, so the figures can be drawn from anywhere)."""
-    config = run / ".hydra" / "config.yaml"
+    config = run / EVALUATED_DATASET_FILE
     if not config.is_file():
-        raise ConfigError(f"--run {run}: not a training run folder (no .hydra/config.yaml)")
+        config = run / ".hydra" / "config.yaml"
+    if not config.is_file():
+        raise ConfigError(
+            f"--run {run}: neither a training run folder (no .hydra/config.yaml) nor an "
+            f"evaluate.py folder (no {EVALUATED_DATASET_FILE})"
+        )
     os.environ.setdefault("PROJECT_ROOT", str(Path(__file__).resolve().parents[2]))
     saved = OmegaConf.load(config)
     try:

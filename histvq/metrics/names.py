@@ -24,6 +24,8 @@ UNMATCHED: tuple[str, ...] = ("square_assignment", "own_identity")
 
 METRICS_FILE = "metrics.json"
 CLUSTER_MAPPING_FILE = "cluster_mapping.json"
+# in an evaluate.py folder: the prepared dataset its predictions are of
+EVALUATED_DATASET_FILE = "evaluated_dataset.yaml"
 
 
 def unmatched_id(cluster: int) -> int:
