@@ -11,6 +11,7 @@ from types import SimpleNamespace
 
 import pytest
 
+from histvq.callbacks import progress
 from histvq.callbacks.progress import EpochSummary, epoch_line, format_duration
 from histvq.pipeline import train_and_evaluate
 
@@ -70,3 +71,27 @@ def test_time_left_is_the_remaining_batches_at_the_pace_so_far() -> None:
     assert summary._seconds_left(SimpleNamespace(**{**vars(trainer), "max_epochs": -1})) is None
     endless = SimpleNamespace(**{**vars(trainer), "num_training_batches": float("inf")})
     assert summary._seconds_left(endless) is None
+
+
+def test_an_epoch_resumed_midway_is_timed_from_the_resume(
+    tiny_train_config, tmp_path: Path, caplog, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Lightning starts no epoch when it resumes one midway; the line must not time that
+    epoch from whenever the clock began. On a clock that ticks one second per reading:"""
+    every = ("callbacks.model_checkpoint.every_n_train_steps=3", "trainer.max_epochs=3")
+    data = ("dataset.generator.num_sequences=8", "dataset.batch_size=2",
+            "dataset.bucket_by_length=false", "eval.plots=false")  # fmt: skip
+    train_and_evaluate(tiny_train_config("stopped", *data, *every, "trainer.max_steps=6"))
+    ticks = iter(range(10**6, 10**7))
+    monkeypatch.setattr(progress, "time", SimpleNamespace(monotonic=lambda: next(ticks)))
+    checkpoint = tmp_path / "stopped" / "checkpoints" / "epoch001-step6.ckpt"
+    resumed = tiny_train_config("resumed", *data, *every, f"ckpt_path={checkpoint}")
+    with caplog.at_level(logging.INFO, logger="histvq.callbacks.progress"):
+        train_and_evaluate(resumed)
+    lines = [r.getMessage() for r in caplog.records if r.name == "histvq.callbacks.progress"]
+    # 4 batches per epoch; the resume trains the last 2 of epoch 2 in 1 s (one tick from the
+    # start of training to the epoch end): 0.5 s per batch, so epoch 3's 4 batches take 2 s
+    assert [line.split(": ")[0] for line in lines] == [
+        "epoch 2/3 (step 8) in 1 s", "epoch 3/3 (step 12) in 1 s"
+    ]  # fmt: skip
+    assert lines[0].endswith("; about 2 s left") and lines[1].endswith("; done")

@@ -73,6 +73,11 @@ class EpochSummary(Callback):
         self._seconds_trained = 0.0
         self._batches_trained = 0
 
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        """A run resumed mid-epoch continues that epoch without an epoch start: its clock
+        starts here, and its line covers the batches this process trained."""
+        self._started = time.monotonic()
+
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._sums, self._batches, self._started = {}, 0, time.monotonic()
 
