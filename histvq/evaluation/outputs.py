@@ -83,7 +83,9 @@ def write_evaluation(
     return [Path(p) for p in paths]
 
 
-def write_evaluated_dataset(output_dir: Path, data_dir: str | Path, name: str, patch_size: int) -> Path:
+def write_evaluated_dataset(
+    output_dir: Path, data_dir: str | Path, name: str, patch_size: int
+) -> Path:
     """Record in an evaluation folder which prepared dataset its predictions are of, as the
     ``dataset`` block of a training run's config (the folder made absolute), so tools that
     read a run's ground truth (``python -m histvq.figures``) read an evaluation's too."""
