@@ -9,7 +9,7 @@
 
 runs the sweep ``conf/sweeps/hugadb_paper.yaml`` (SMQ and HiST-VQ on the paper's HuGaDB set,
 the reference protocol, ``experiment=hugadb_paper[_smq]``) with ``--jobs`` jobs in parallel
-(Hydra's joblib launcher), then writes
+(Hydra's joblib launcher; on a CPU the cores shared out between them), then writes
 
 - ``<results>/hugadb_table1.csv``: the paper's Table 1 layout (mean ± std over seeds, the
   paper's value beside each) and ``<results>/hugadb_table3_jsd.csv`` (Table 3, JSD), with
@@ -43,7 +43,7 @@ import argparse
 import os
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from histvq.errors import ConfigError, HistvqError, run_reporting_errors
@@ -91,6 +91,19 @@ def sweep_command(args: argparse.Namespace) -> list[str]:
     if args.jobs > 1:
         command += ["hydra/launcher=joblib", f"hydra.launcher.n_jobs={args.jobs}"]
     return [*command, *args.overrides]
+
+
+def sweep_environment(
+    args: argparse.Namespace, environ: Mapping[str, str], cores: int
+) -> dict[str, str]:
+    """The sweep's environment. On a CPU the ``cores`` are shared out between the jobs that
+    run at once (``OMP_NUM_THREADS``; a value already set is kept): each job would otherwise
+    start a thread per core, and the jobs would fight over them."""
+    env = {**environ, "PROJECT_ROOT": str(ROOT)}
+    if args.device == "cpu" and "OMP_NUM_THREADS" not in environ:
+        at_once = min(args.jobs, len(METHODS) * len(args.seeds.split(",")))
+        env["OMP_NUM_THREADS"] = str(max(1, cores // at_once))
+    return env
 
 
 def first_seed_runs(out: Path) -> dict[str, Path]:
@@ -148,7 +161,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"{args.data_dir / 'hugadb'}: not prepared; run `python -m histvq.prepare hugadb "
             f"--input <HuGaDB folder> --output {args.data_dir}`"
         )
-    env = {**os.environ, "PROJECT_ROOT": str(ROOT)}
+    env = sweep_environment(args, os.environ, len(os.sched_getaffinity(0)))
     result = subprocess.run(sweep_command(args), cwd=ROOT, env=env)
     if result.returncode != 0:
         return result.returncode

@@ -11,6 +11,7 @@ from conftest import SHARED_DATA, run_script
 
 from histvq.prepare import prepare_dataset
 from histvq.report.history import read_log
+from histvq.reproduce import build_parser, sweep_environment
 
 HUGADB = SHARED_DATA / "hugadb"
 
@@ -91,3 +92,21 @@ def test_report_only_without_runs_and_with_resume_are_one_line_errors(tmp_path: 
     both = run_script(["-m", "histvq.reproduce", "--report-only", "--resume"])
     assert both.returncode == 2
     assert "not allowed with argument" in both.stderr
+
+
+@pytest.mark.parametrize(
+    ("options", "threads"),
+    [(["--jobs", "2"], "4"), (["--jobs", "1"], "8"), (["--jobs", "3"], "2"),
+     (["--jobs", "6", "--seeds", "0"], "4"), (["--jobs", "16"], "1")],
+)  # fmt: skip
+def test_cpu_jobs_share_the_cores(options: list[str], threads: str) -> None:
+    """8 cores; two models x three seeds unless --seeds says otherwise."""
+    args = build_parser().parse_args(["--device", "cpu", *options])
+    assert sweep_environment(args, {}, cores=8)["OMP_NUM_THREADS"] == threads
+
+
+def test_thread_counts_set_by_the_user_or_on_a_gpu_are_left_alone() -> None:
+    cpu = build_parser().parse_args(["--device", "cpu", "--jobs", "2"])
+    assert sweep_environment(cpu, {"OMP_NUM_THREADS": "3"}, cores=8)["OMP_NUM_THREADS"] == "3"
+    gpu = build_parser().parse_args(["--jobs", "6"])
+    assert "OMP_NUM_THREADS" not in sweep_environment(gpu, {}, cores=8)
