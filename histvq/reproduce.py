@@ -107,11 +107,14 @@ def sweep_environment(
 
 
 def first_seed_runs(out: Path) -> dict[str, Path]:
-    """Method name -> the run folder of its lowest seed in the sweep folder ``out``."""
+    """Method name -> the run folder of its lowest seed in the sweep folder ``out`` among
+    the finished runs (an unfinished one has no predictions to draw)."""
     from histvq.report.runs import collect_runs
 
     chosen: dict[str, tuple[int, Path]] = {}
     for run in collect_runs(out):
+        if run.problem is not None:
+            continue
         experiment = run.overrides.get("experiment")
         seed = int(run.overrides.get("seed", run.value("seed") or 0))
         if experiment in METHODS and (experiment not in chosen or seed < chosen[experiment][0]):

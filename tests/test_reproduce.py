@@ -8,10 +8,11 @@ from pathlib import Path
 import pytest
 import torch
 from conftest import SHARED_DATA, run_script
+from test_report import make_run, scores
 
 from histvq.prepare import prepare_dataset
 from histvq.report.history import read_log
-from histvq.reproduce import build_parser, sweep_environment
+from histvq.reproduce import build_parser, first_seed_runs, sweep_environment
 
 HUGADB = SHARED_DATA / "hugadb"
 
@@ -110,3 +111,14 @@ def test_thread_counts_set_by_the_user_or_on_a_gpu_are_left_alone() -> None:
     assert sweep_environment(cpu, {"OMP_NUM_THREADS": "3"}, cores=8)["OMP_NUM_THREADS"] == "3"
     gpu = build_parser().parse_args(["--jobs", "6"])
     assert "OMP_NUM_THREADS" not in sweep_environment(gpu, {}, cores=8)
+
+
+def test_the_figures_come_from_each_models_lowest_finished_seed(tmp_path: Path) -> None:
+    """An unfinished run (seed 0, no metrics yet) is passed over, not drawn."""
+    make_run(tmp_path, "smq0", ["experiment=hugadb_paper_smq", "seed=0"], scores(40.0))
+    make_run(tmp_path, "histvq0", ["experiment=hugadb_paper", "seed=0"], None)
+    make_run(tmp_path, "histvq2", ["experiment=hugadb_paper", "seed=2"], scores(45.0))
+    make_run(tmp_path, "histvq1", ["experiment=hugadb_paper", "seed=1"], scores(44.0))
+    assert first_seed_runs(tmp_path) == {
+        "SMQ": tmp_path / "smq0", "HiST-VQ": tmp_path / "histvq1"
+    }  # fmt: skip
