@@ -164,7 +164,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"{args.data_dir / 'hugadb'}: not prepared; run `python -m histvq.prepare hugadb "
             f"--input <HuGaDB folder> --output {args.data_dir}`"
         )
-    env = sweep_environment(args, os.environ, len(os.sched_getaffinity(0)))
+    usable = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None  # Linux
+    cores = len(usable) if usable else os.cpu_count() or 1
+    env = sweep_environment(args, os.environ, cores)
     result = subprocess.run(sweep_command(args), cwd=ROOT, env=env)
     if result.returncode != 0:
         return result.returncode
