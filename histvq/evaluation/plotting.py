@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 from matplotlib import colormaps
+from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
@@ -278,11 +279,21 @@ def plot_metric_curves(
 @dataclass(frozen=True)
 class ScoreColumn:
     """One configuration in a score panel: its runs' values (one per seed, may be empty) and a
-    reference value to compare with (None: there is none)."""
+    reference value to compare with (None: there is none). ``summary`` is the (mean, std) of
+    runs whose values are not at hand (a table kept from earlier runs), drawn when ``values``
+    is empty."""
 
     label: str
     values: Sequence[float]
     reference: float | None = None
+    summary: tuple[float, float | None] | None = None
+
+
+def _mean_bar(axes: Axes, x: float, mean: float, spread: float | None) -> None:
+    """A column's mean as a bar, with ± one standard deviation where there is one."""
+    axes.hlines(mean, x - 0.25, x + 0.25, color="black", linewidth=1.6, zorder=4)
+    if spread is not None:
+        axes.vlines(x, mean - spread, mean + spread, color="black", linewidth=1.0, zorder=4)
 
 
 def plot_score_columns(
@@ -314,12 +325,10 @@ def plot_score_columns(
                 offsets = np.linspace(-0.12, 0.12, values.size) if values.size > 1 else [0.0]
                 axes.scatter(x + np.asarray(offsets), values, s=14, color=seed_colour,
                              alpha=0.8, zorder=3)  # fmt: skip
-                mean = float(values.mean())
-                axes.hlines(mean, x - 0.25, x + 0.25, color="black", linewidth=1.6, zorder=4)
-                if values.size > 1:
-                    spread = float(values.std(ddof=1))
-                    axes.vlines(x, mean - spread, mean + spread, color="black", linewidth=1.0,
-                                zorder=4)  # fmt: skip
+                spread = float(values.std(ddof=1)) if values.size > 1 else None
+                _mean_bar(axes, x, float(values.mean()), spread)
+            elif column.summary is not None:
+                _mean_bar(axes, x, *column.summary)
             if column.reference is not None:
                 axes.scatter([x], [column.reference], s=46, marker="D", facecolors="none",
                              edgecolors=[reference_colour], linewidths=1.5, zorder=5)  # fmt: skip

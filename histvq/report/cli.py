@@ -1,6 +1,6 @@
 """The command line of the report: ``python -m histvq.report DIR [--csv] [--paper TABLE]``
-(or ``--history GROUP`` for what the runs logged while training, ``--progress`` for where
-unfinished runs stand).
+(``--merge FILE`` completes a paper table from an earlier one's CSV; ``--history GROUP`` for
+what the runs logged while training, ``--progress`` for where unfinished runs stand).
 
 :func:`report` is what the command prints (table text and notes), kept separate from
 :func:`main` so tests and other reporters get the same text without a subprocess; a
@@ -17,6 +17,7 @@ from pathlib import Path
 
 from histvq.errors import ConfigError, run_reporting_errors
 from histvq.metrics.names import MATCHINGS
+from histvq.report.earlier import merge_earlier
 from histvq.report.history import history, plot_history
 from histvq.report.paper import PAPER_ALIASES, PaperSummary, paper_summary
 from histvq.report.progress import progress
@@ -36,6 +37,7 @@ def report(
     plot: str | os.PathLike[str] | None = None,
     published: bool = False,
     show_progress: bool = False,
+    merge: Sequence[str | os.PathLike[str]] = (),
 ) -> tuple[str, list[str]]:
     """(table text, notes) for every run under ``directory``; what the CLI prints.
 
@@ -45,7 +47,9 @@ def report(
     ``history_group`` lists what the runs logged under that group while training instead of
     their final scores. ``plot`` draws the history as curves, or the paper table's scores
     per seed beside the paper's values, to that PNG file (named in the notes).
-    ``show_progress`` lists where each run stands (finished, epochs done, time left)."""
+    ``show_progress`` lists where each run stands (finished, epochs done, time left).
+    ``merge`` names CSVs that ``--paper TABLE --csv`` wrote before: their rows fill the cells
+    the runs leave empty (:mod:`histvq.report.earlier`)."""
     if show_progress and (history_group is not None or paper or plot is not None):
         raise ConfigError("--progress: lists the runs' state alone (no --history, --paper, --plot)")
     if history_group is not None and paper:
@@ -54,6 +58,10 @@ def report(
         raise ConfigError("--plot: draws a --history GROUP or a --paper TABLE; name one")
     if published and not paper:
         raise ConfigError("--published: the paper's values go beside a --paper TABLE; name one")
+    if merge and not paper:
+        raise ConfigError(
+            "--merge: adds the rows of an earlier --paper TABLE --csv; name the TABLE"
+        )
     runs = collect_runs(directory)
     if show_progress:
         table = progress(runs, Path(directory).expanduser())
@@ -67,6 +75,8 @@ def report(
     summary: Summary | PaperSummary
     if paper:
         summary = paper_summary(runs, paper, matching, published)
+        for earlier in merge:
+            merge_earlier(summary, earlier)
         if plot is not None:
             summary.notes.append(f"scores per seed drawn to {summary.plot(Path(plot))}")
     else:
@@ -97,6 +107,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--published",
         action="store_true",
         help="with --paper: the paper's published value beside each of ours",
+    )
+    parser.add_argument(
+        "--merge",
+        metavar="FILE",
+        action="append",
+        default=[],
+        help="with --paper: a CSV that --paper TABLE --csv wrote for earlier runs; its rows fill "
+        "the cells DIR's runs leave empty (repeatable)",
     )
     parser.add_argument(
         "--history",
@@ -141,6 +159,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             plot=args.plot,
             published=args.published,
             show_progress=args.progress,
+            merge=args.merge,
         )
         print(text)
         for note in notes:

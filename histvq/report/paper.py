@@ -310,7 +310,8 @@ class PaperSummary:
                     paper = self.published_value(row, dataset, m)
                     if cell is not None or paper is not None:
                         values = () if cell is None else cell.values
-                        columns.append(ScoreColumn(row, values, paper))
+                        summary = None if cell is None else (cell.mean, cell.std)
+                        columns.append(ScoreColumn(row, values, paper, summary))
                 panels[f"{name} {METRIC_NAMES[m]}"] = columns
         return plot_score_columns(panels, path, title=self.title(), reference_label="paper")
 
