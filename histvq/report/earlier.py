@@ -16,8 +16,7 @@ from pathlib import Path
 
 from histvq.errors import ConfigError
 from histvq.metrics.names import METRIC_NAMES
-from histvq.report.paper import DATASET_NAMES, PaperSummary, PaperTable
-from histvq.report.runs import sort_key
+from histvq.report.paper import DATASET_NAMES, PaperSummary, PaperTable, table_layout
 from histvq.report.summary import Cell
 
 Cells = dict[str, dict[str, dict[str, Cell]]]
@@ -131,12 +130,7 @@ def merge_earlier(summary: PaperSummary, path: str | os.PathLike[str]) -> None:
                 continue
             summary.cells.setdefault(row, {})[dataset] = metrics
             kept.append(label)
-    spec = summary.table
-    extra_rows = {row for row in summary.cells if row not in spec.rows}
-    summary.rows = [*spec.rows, *sorted(extra_rows, key=sort_key)]
-    present = {dataset for row in summary.cells.values() for dataset in row}
-    datasets = [d for d in spec.datasets if d in present]
-    summary.datasets = datasets + sorted(present - set(datasets), key=sort_key)
+    summary.rows, summary.datasets = table_layout(summary.table, summary.cells)
     if kept:
         summary.notes.append(f"from {path} (mean, std and n as written there): {', '.join(kept)}")
     if replaced:

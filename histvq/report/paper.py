@@ -362,12 +362,20 @@ def paper_summary(
         cells.setdefault(row, {})[dataset] = {
             m: Cell.of([scores[m] for _, scores in group]) for m in METRIC_KEYS
         }
-    extra_rows = sorted({r for r, _ in members} - set(spec.rows), key=sort_key)
-    present = {d for _, d in members}
+    rows, datasets = table_layout(spec, cells)
+    return PaperSummary(spec, rows, datasets, cells, matching, notes, published)
+
+
+def table_layout(
+    spec: PaperTable, cells: dict[str, dict[str, dict[str, Cell]]]
+) -> tuple[list[str], list[str]]:
+    """(rows, datasets) of a table holding ``cells``: the paper's rows in its order, then
+    rows the paper does not have; the paper's datasets that have cells, then other ones."""
+    extra_rows = sorted(set(cells) - set(spec.rows), key=sort_key)
+    present = {dataset for row in cells.values() for dataset in row}
     datasets = [d for d in spec.datasets if d in present]
     datasets += sorted(present - set(spec.datasets), key=sort_key)
-    rows = [*spec.rows, *extra_rows]
-    return PaperSummary(spec, rows, datasets, cells, matching, notes, published)
+    return [*spec.rows, *extra_rows], datasets
 
 
 def paper_table(
