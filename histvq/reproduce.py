@@ -129,8 +129,8 @@ def write_results(out: Path, results: Path, sequences: Sequence[str]) -> list[Pa
     from histvq.report.paper import paper_summary
     from histvq.report.runs import collect_runs
 
+    runs = collect_runs(out)  # before any folder is made: a wrong --out leaves nothing behind
     results.mkdir(parents=True, exist_ok=True)
-    runs = collect_runs(out)
     written = []
     for table, name in ((1, "hugadb_table1"), (3, "hugadb_table3_jsd")):
         summary = paper_summary(runs, table, published=True)

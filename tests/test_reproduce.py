@@ -87,9 +87,13 @@ def test_recipe_on_two_recordings_one_epoch(tmp_path: Path) -> None:
 
 
 def test_report_only_without_runs_and_with_resume_are_one_line_errors(tmp_path: Path) -> None:
-    missing = run_script(["-m", "histvq.reproduce", "--report-only", "--out", str(tmp_path / "x")])
+    missing = run_script(
+        ["-m", "histvq.reproduce", "--report-only", "--out", str(tmp_path / "x"),
+         "--results", str(tmp_path / "results")]
+    )  # fmt: skip
     assert missing.returncode == 2
     assert missing.stderr.strip().splitlines()[-1].endswith(f"{tmp_path / 'x'}: does not exist")
+    assert not (tmp_path / "results").exists()
     both = run_script(["-m", "histvq.reproduce", "--report-only", "--resume"])
     assert both.returncode == 2
     assert "not allowed with argument" in both.stderr
