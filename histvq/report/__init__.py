@@ -13,7 +13,9 @@ A run is a folder holding ``.hydra/`` (written by Hydra) and ``metrics.json`` (w
 evaluation). One row per configuration: the first columns are the overrides whose values
 differ between the runs (``hydra.*`` and ``paths.*`` left out), then MoF, Edit, F1@{10,25,50}
 and JSD. Runs that differ only by ``seed`` share a row showing mean ± sample standard deviation
-and the number of runs ``n``. ``--paper`` arranges the runs like one of the paper's tables:
+and the number of runs ``n``. A tree of ``python evaluate.py`` folders and no training runs
+(a sweep's checkpoints evaluated on other data) is tabulated the same way, each evaluation
+under the overrides of the training run its checkpoint came from. ``--paper`` arranges the runs like one of the paper's tables:
 the ablated setting as rows in the paper's order and naming, the datasets as column groups;
 ``--published`` adds the paper's own values beside ours and ``--plot`` draws every seed's
 score beside them.

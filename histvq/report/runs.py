@@ -22,6 +22,8 @@ from histvq.errors import HistvqError
 from histvq.metrics.names import METRIC_KEYS
 
 TRAINING_TASK = "train"
+EVALUATION_TASK = "evaluate"
+CHECKPOINT_KEY = "ckpt_path"
 MISSING = "-"
 
 
@@ -83,6 +85,7 @@ class Run:
     choices: dict[str, str] = field(default_factory=dict)
     metrics: dict[str, Any] | None = None
     problem: str | None = None
+    cwd: Path | None = None
 
     @property
     def task(self) -> str | None:
@@ -199,7 +202,9 @@ def load_run(path: Path) -> Run:
             data = yaml.safe_load(hydra_file.read_text(encoding="utf-8")) or {}
             choices = data.get("hydra", {}).get("runtime", {}).get("choices", {}) or {}
             run.choices = {str(k): str(v) for k, v in choices.items() if v is not None}
-        except (yaml.YAMLError, AttributeError):
+            cwd = data["hydra"]["runtime"].get("cwd")
+            run.cwd = Path(cwd) if isinstance(cwd, str) else None
+        except (yaml.YAMLError, AttributeError, KeyError, TypeError):
             pass
     metrics_file = path / "metrics.json"
     if not metrics_file.is_file():
@@ -219,23 +224,70 @@ def load_run(path: Path) -> Run:
     return run
 
 
+def checkpoint_run_dir(evaluation: Run) -> Path | None:
+    """The training run folder that the checkpoint of an ``evaluate.py`` run belongs to
+    (``<run>/checkpoints/<name>.ckpt``; a relative path counts from where evaluate.py ran),
+    or None when the path names no training run folder."""
+    value = evaluation.overrides.get(CHECKPOINT_KEY)
+    if value is None:
+        found = evaluation._config_value(CHECKPOINT_KEY)
+        value = None if found is _ABSENT else found
+    if not isinstance(value, str) or not value:
+        return None
+    checkpoint = Path(value).expanduser()
+    if not checkpoint.is_absolute() and evaluation.cwd is not None:
+        checkpoint = evaluation.cwd / checkpoint
+    folder = checkpoint.parent.parent
+    return folder if (folder / ".hydra").is_dir() else None
+
+
+def as_trained(evaluation: Run) -> Run:
+    """An ``evaluate.py`` run seen as the training run of its checkpoint: that run's
+    overrides, config and config-group choices, overlaid with the evaluation's own overrides
+    (the checkpoint path aside), and the evaluation's metrics. So evaluations of a sweep's
+    checkpoints on another dataset group and aggregate over seeds like the sweep itself. An
+    evaluation whose checkpoint lies outside a training run folder is kept as it is (its
+    ``ckpt_path`` then tells the rows apart)."""
+    folder = checkpoint_run_dir(evaluation)
+    if folder is None:
+        return evaluation
+    trained = load_run(folder)
+    if trained.task not in (None, TRAINING_TASK):
+        return evaluation
+    own = {k: v for k, v in evaluation.overrides.items() if k != CHECKPOINT_KEY}
+    return Run(
+        path=evaluation.path,
+        overrides={**trained.overrides, **own},
+        config=trained.config,
+        choices={**trained.choices, **evaluation.choices},
+        metrics=evaluation.metrics,
+        problem=evaluation.problem,
+        cwd=evaluation.cwd,
+    )
+
+
 def collect_runs(directory: str | os.PathLike[str]) -> list[Run]:
     """Every run under ``directory`` (a run folder, a sweep folder or any tree of them),
     sorted by path; runs without usable metrics are included with ``problem`` set.
 
-    Folders of other tasks (``python evaluate.py``, ``python -m histvq.predict``) are left
-    out. Raises :class:`HistvqError` when there is no training run at all.
+    The training runs when the tree holds any; otherwise its ``python evaluate.py`` runs,
+    each seen through the training run of its checkpoint (:func:`as_trained`), so a table
+    of the same checkpoints evaluated on other data comes out as the sweep's would. Folders
+    of other tasks (``python -m histvq.predict``) are left out. Raises :class:`HistvqError`
+    when there is neither.
     """
     root = Path(directory).expanduser()
     if not root.exists():
         raise HistvqError(f"{root}: does not exist")
     if not root.is_dir():
         raise HistvqError(f"{root}: not a folder")
-    runs = [load_run(p) for p in find_run_dirs(root)]
-    runs = [r for r in runs if r.task in (None, TRAINING_TASK)]
+    found = [load_run(p) for p in find_run_dirs(root)]
+    runs = [r for r in found if r.task in (None, TRAINING_TASK)]
+    if not runs:
+        runs = [as_trained(r) for r in found if r.task == EVALUATION_TASK]
     if not runs:
         raise HistvqError(
             f"{root}: no runs found (a run is a folder with .hydra/ and metrics.json, "
-            f"as written by train.py)"
+            f"as written by train.py or evaluate.py)"
         )
     return runs
