@@ -51,7 +51,7 @@ def test_evaluations_take_the_trained_runs_configuration_and_aggregate_over_seed
     assert [r.value("seed") for r in runs] == ["0", "1", "0", "1"]
     assert [r.value("model") for r in runs] == ["smq", "smq", "histvq", "histvq"]
     assert [r.value("dataset") for r in runs] == ["hugadb"] * 4
-    assert all(r.value("ckpt_path") is None for r in runs)
+    assert [r.value("ckpt_path") for r in runs] == ["last.ckpt"] * 4
 
     summary = summarize(runs)
     rows = {row.values["model"]: row for row in summary.rows}
@@ -68,6 +68,17 @@ def test_evaluations_take_the_trained_runs_configuration_and_aggregate_over_seed
         ("histvq", "1", "66.0"),
         ("smq", "0", "70.0"),
         ("smq", "1", "74.0"),
+    ]
+
+
+def test_two_checkpoints_of_one_run_are_two_rows_not_two_seeds(tmp_path: Path) -> None:
+    run = trained(tmp_path / "sweep", "histvq", 0)
+    evaluation(tmp_path / "evaluations", "a", str(run / "checkpoints" / "last.ckpt"), 60.0)
+    evaluation(tmp_path / "evaluations", "b", str(run / "checkpoints" / "epoch009.ckpt"), 40.0)
+    summary = summarize(collect_runs(tmp_path / "evaluations"))
+    assert [(row.values, row.n, row.cells["mof"].mean) for row in summary.rows] == [
+        ({"ckpt_path": "epoch009.ckpt"}, 1, 40.0),
+        ({"ckpt_path": "last.ckpt"}, 1, 60.0),
     ]
 
 

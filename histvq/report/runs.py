@@ -224,10 +224,9 @@ def load_run(path: Path) -> Run:
     return run
 
 
-def checkpoint_run_dir(evaluation: Run) -> Path | None:
-    """The training run folder that the checkpoint of an ``evaluate.py`` run belongs to
-    (``<run>/checkpoints/<name>.ckpt``; a relative path counts from where evaluate.py ran),
-    or None when the path names no training run folder."""
+def evaluated_checkpoint(evaluation: Run) -> Path | None:
+    """The checkpoint an ``evaluate.py`` run evaluated (a relative path counts from where
+    evaluate.py ran), or None when its config names none."""
     value = evaluation.overrides.get(CHECKPOINT_KEY)
     if value is None:
         found = evaluation._config_value(CHECKPOINT_KEY)
@@ -237,27 +236,27 @@ def checkpoint_run_dir(evaluation: Run) -> Path | None:
     checkpoint = Path(value).expanduser()
     if not checkpoint.is_absolute() and evaluation.cwd is not None:
         checkpoint = evaluation.cwd / checkpoint
-    folder = checkpoint.parent.parent
-    return folder if (folder / ".hydra").is_dir() else None
+    return checkpoint
 
 
 def as_trained(evaluation: Run) -> Run:
-    """An ``evaluate.py`` run seen as the training run of its checkpoint: that run's
-    overrides, config and config-group choices, overlaid with the evaluation's own overrides
-    (the checkpoint path aside), and the evaluation's metrics. So evaluations of a sweep's
-    checkpoints on another dataset group and aggregate over seeds like the sweep itself. An
-    evaluation whose checkpoint lies outside a training run folder is kept as it is (its
-    ``ckpt_path`` then tells the rows apart)."""
-    folder = checkpoint_run_dir(evaluation)
-    if folder is None:
+    """An ``evaluate.py`` run seen as the training run of its checkpoint
+    (``<run>/checkpoints/<file>``): that run's overrides, config and config-group choices,
+    overlaid with the evaluation's own overrides, and the evaluation's metrics. So evaluations
+    of a sweep's checkpoints on other data group and aggregate over seeds like the sweep
+    itself. ``ckpt_path`` keeps only the checkpoint's file name: it becomes a column where
+    evaluations of one run's different checkpoints (``last.ckpt``, an epoch's) sit side by
+    side. An evaluation whose checkpoint lies outside a training run folder is kept as it is
+    (its whole ``ckpt_path`` then tells the rows apart)."""
+    checkpoint = evaluated_checkpoint(evaluation)
+    if checkpoint is None or not (checkpoint.parent.parent / ".hydra").is_dir():
         return evaluation
-    trained = load_run(folder)
+    trained = load_run(checkpoint.parent.parent)
     if trained.task not in (None, TRAINING_TASK):
         return evaluation
-    own = {k: v for k, v in evaluation.overrides.items() if k != CHECKPOINT_KEY}
     return Run(
         path=evaluation.path,
-        overrides={**trained.overrides, **own},
+        overrides={**trained.overrides, **evaluation.overrides, CHECKPOINT_KEY: checkpoint.name},
         config=trained.config,
         choices={**trained.choices, **evaluation.choices},
         metrics=evaluation.metrics,
