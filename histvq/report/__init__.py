@@ -15,10 +15,10 @@ differ between the runs (``hydra.*`` and ``paths.*`` left out), then MoF, Edit, 
 and JSD. Runs that differ only by ``seed`` share a row showing mean ± sample standard deviation
 and the number of runs ``n``. A tree of ``python evaluate.py`` folders and no training runs
 (a sweep's checkpoints evaluated on other data) is tabulated the same way, each evaluation
-under the overrides of the training run its checkpoint came from. ``--paper`` arranges the runs like one of the paper's tables:
-the ablated setting as rows in the paper's order and naming, the datasets as column groups;
-``--published`` adds the paper's own values beside ours and ``--plot`` draws every seed's
-score beside them.
+under the overrides of the training run its checkpoint came from. ``--paper`` arranges the
+runs like one of the paper's tables: the ablated setting as rows in the paper's order and
+naming, the datasets as column groups; ``--published`` adds the paper's own values beside
+ours and ``--plot`` draws every seed's score beside them.
 
 The modules, each depending only on those before it: :mod:`.render` (markdown and CSV
 text), :mod:`.runs` (finding and reading run folders), :mod:`.summary` (aggregation over
