@@ -96,7 +96,11 @@ def build_parser() -> argparse.ArgumentParser:
         description="Summarise finished runs (a run folder, a sweep folder or any tree of them) "
         "as a markdown or CSV table; runs differing only by seed are averaged (mean ± std, n).",
     )
-    parser.add_argument("directory", metavar="DIR", help="run, sweep or outputs folder")
+    parser.add_argument(
+        "directory",
+        metavar="DIR",
+        help="run, sweep or outputs folder (training runs, or else evaluate.py runs)",
+    )
     parser.add_argument("--csv", action="store_true", help="CSV (mean and std columns, n, runs)")
     parser.add_argument(
         "--paper",
