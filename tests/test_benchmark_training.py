@@ -150,3 +150,21 @@ def test_profile_and_diagnose_refuse_options_they_would_ignore(
     assert result.returncode != 0
     assert message in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_prepared_data_is_read_as_hugadb_unless_told_otherwise(tmp_path: Path) -> None:
+    """``--data-dir`` with a prepared HuGaDB folder needs no ``--dataset`` (HuGaDB is the
+    default, as without it); another dataset config is passed through."""
+    import argparse
+
+    from histvq.benchmark.training import _data_overrides
+
+    def overrides(**given: object) -> list[str]:
+        args = argparse.Namespace(data_dir=tmp_path, dataset=None, name=None, every=1)
+        vars(args).update(given)
+        return _data_overrides(args)[0]
+
+    assert overrides(name="hugadb") == [
+        "dataset=hugadb", f"paths.data_dir={tmp_path}", "dataset.name=hugadb"
+    ]
+    assert overrides(dataset="synthetic") == ["dataset=synthetic", f"paths.data_dir={tmp_path}"]

@@ -215,7 +215,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _data_overrides(args: argparse.Namespace) -> tuple[list[str], str]:
     if args.data_dir is not None:
-        dataset = args.dataset or "folder"
+        dataset = args.dataset or "hugadb"
         overrides = [f"dataset={dataset}", f"paths.data_dir={args.data_dir}"]
         if args.name:
             overrides.append(f"dataset.name={args.name}")
