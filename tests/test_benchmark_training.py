@@ -165,6 +165,8 @@ def test_prepared_data_is_read_as_hugadb_unless_told_otherwise(tmp_path: Path) -
         return _data_overrides(args)[0]
 
     assert overrides(name="hugadb") == [
-        "dataset=hugadb", f"paths.data_dir={tmp_path}", "dataset.name=hugadb"
+        "dataset=hugadb",
+        f"paths.data_dir={tmp_path}",
+        "dataset.name=hugadb",
     ]
     assert overrides(dataset="synthetic") == ["dataset=synthetic", f"paths.data_dir={tmp_path}"]
