@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 from pathlib import Path
 
 import pytest
 from conftest import run_script
+
+from histvq.benchmark.training import _data_overrides
 
 
 def test_training_benchmark_runs_variants_in_workers(tmp_path: Path) -> None:
@@ -155,9 +158,6 @@ def test_profile_and_diagnose_refuse_options_they_would_ignore(
 def test_prepared_data_is_read_as_hugadb_unless_told_otherwise(tmp_path: Path) -> None:
     """``--data-dir`` with a prepared HuGaDB folder needs no ``--dataset`` (HuGaDB is the
     default, as without it); another dataset config is passed through."""
-    import argparse
-
-    from histvq.benchmark.training import _data_overrides
 
     def overrides(**given: object) -> list[str]:
         args = argparse.Namespace(data_dir=tmp_path, dataset=None, name=None, every=1)
